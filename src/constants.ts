@@ -1,0 +1,74 @@
+// Every limit of blockcache, each with its reason. Relations between limits are
+// asserted at load time at the bottom of this file.
+//
+// Editing rule for parallel work: each section belongs to one layer; add new
+// limits only inside your layer's section.
+import { assert, isPowerOfTwo } from './stdx/assert.js';
+
+// ---- units --------------------------------------------------------------------
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+/** The atomic unit of every device we support: a 512-byte sector survives a crash whole or not at all. */
+export const SECTOR_BYTES = 512;
+
+// ---- devices ------------------------------------------------------------------
+/** Memory devices allocate in chunks this size: small enough for sparse tests, large enough to be cheap. */
+export const MEMORY_DEVICE_CHUNK_BYTES = 64 * KiB;
+
+// ---- cache geometry -------------------------------------------------------------
+/** Smallest cache block: a page; smaller blocks make metadata larger than the data it saves. */
+export const BLOCK_BYTES_MIN = 4 * KiB;
+/** Largest cache block: beyond 1 MiB, a partial write miss pads too much from the origin. */
+export const BLOCK_BYTES_MAX = 1 * MiB;
+export const BLOCK_BYTES_DEFAULT = 4 * KiB;
+/** Default associativity (dm-cache's default is 1024, flashcache's 512). */
+export const ASSOC_DEFAULT = 512;
+/** Runs of this many consecutive origin blocks map to one set (dm-cache's CONSECUTIVE_BLOCKS). */
+export const CONSECUTIVE_BLOCKS_MAX = 512;
+/** Cache blocks are indexed by uint32 typed arrays; one value is reserved as "none". */
+export const CACHE_BLOCKS_MAX = 2 ** 32 - 2;
+/** Origin block numbers are stored as doubles in memory and u64 on disk; keep them exact. */
+export const ORIGIN_BYTES_MAX = Number.MAX_SAFE_INTEGER;
+
+// ---- engine -------------------------------------------------------------------------
+/** Percent of the cache that may be dirty before background cleaning starts (flashcache dirty_thresh_pct). */
+export const DIRTY_THRESHOLD_PERCENT_DEFAULT = 20;
+/** Blocks written back to the origin at once by the cleaner. */
+export const WRITEBACK_INFLIGHT_MAX = 64;
+/** Metadata records changed since the last commit before a commit is forced (bounds commit size). */
+export const PENDING_RECORDS_MAX = 64 * 1024;
+/** Cache-block I/O a single client request may have in flight at once. */
+export const REQUEST_BLOCKS_INFLIGHT_MAX = 256;
+/** Waiters queued on one busy block before callers are told to back off (never hit by NBD: bounded by in-flight limits). */
+export const BLOCK_WAITERS_MAX = 4096;
+
+// ---- NBD --------------------------------------------------------------------------
+/** Largest READ/WRITE payload we accept: the spec's "SHOULD accept" size; qemu splits at 32 MiB. */
+export const NBD_PAYLOAD_BYTES_MAX = 32 * MiB;
+/** Preferred request size advertised in INFO_BLOCK_SIZE. */
+export const NBD_PREFERRED_BLOCK_BYTES = 4 * KiB;
+/** Longest string (export name, message) the protocol allows. */
+export const NBD_STRING_BYTES_MAX = 4096;
+/** Largest option payload we read in the handshake; longer options are refused without reading them. */
+export const NBD_OPTION_BYTES_MAX = 64 * KiB;
+/** Requests one connection may have in flight before we stop reading its socket (nbdcopy uses 64). */
+export const NBD_INFLIGHT_REQUESTS_MAX = 128;
+/** Payload bytes one connection may have in flight before we stop reading its socket. */
+export const NBD_INFLIGHT_BYTES_MAX = 96 * MiB;
+/** Concurrent connections per server; more are refused at accept. */
+export const NBD_CONNECTIONS_MAX = 256;
+/** BLOCK_STATUS extents per reply chunk (the spec says at most 2^20). */
+export const NBD_EXTENTS_MAX = 1024 * 1024;
+/** Client side: requests in flight per NbdDevice before callers queue. */
+export const NBD_CLIENT_INFLIGHT_MAX = 64;
+/** Client side: handshake or connect that takes longer than this fails. */
+export const NBD_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
+
+// ---- relations ------------------------------------------------------------------------
+assert(isPowerOfTwo(BLOCK_BYTES_MIN) && isPowerOfTwo(BLOCK_BYTES_MAX) && BLOCK_BYTES_MIN <= BLOCK_BYTES_MAX);
+assert(BLOCK_BYTES_MIN % SECTOR_BYTES === 0);
+assert(isPowerOfTwo(ASSOC_DEFAULT) && isPowerOfTwo(CONSECUTIVE_BLOCKS_MAX));
+assert(NBD_INFLIGHT_BYTES_MAX >= 2 * NBD_PAYLOAD_BYTES_MAX, 'a connection must fit two maximal writes');
+assert(NBD_PAYLOAD_BYTES_MAX >= BLOCK_BYTES_MAX);
+assert(MEMORY_DEVICE_CHUNK_BYTES % SECTOR_BYTES === 0);

@@ -1,0 +1,45 @@
+// The replacement-policy interface: policies decide, the engine acts.
+//
+// A policy never does I/O, never blocks, and never changes which blocks are
+// resident on its own: the engine tells it about every change (insert, remove)
+// and asks it only for decisions (admit, victim). Cache blocks are grouped in
+// sets of `assoc` consecutive indices: cache block b belongs to set
+// floor(b / assoc); a fully associative cache has one set. All per-block state
+// lives in typed arrays sized at construction (no allocation per access).
+
+/** Returned by `victim` when no resident block of the set may be evicted. */
+export const NO_BLOCK = 0xffffffff;
+
+export interface PolicyGeometry {
+  /** Number of cache blocks (slots). */
+  readonly cacheBlocks: number;
+  /** Blocks per set; equals cacheBlocks for a fully associative cache. Divides cacheBlocks. */
+  readonly assoc: number;
+}
+
+export interface ReplacementPolicy {
+  readonly name: string;
+  /** A client access hit the resident block. */
+  hit(cacheBlock: number): void;
+  /**
+   * A miss on `originBlock` that maps to `set`: should it be cached at all?
+   * (Admission filters and S3-FIFO's tiny-queue rule say no sometimes.)
+   */
+  admit(set: number, originBlock: number): boolean;
+  /**
+   * The set has no free block: choose a resident block of `set` to evict for
+   * `originBlock`, skipping blocks `evictable` rejects (busy or dirty ones).
+   * Returns NO_BLOCK when none qualifies. The engine then calls remove(victim,
+   * true) and insert(victim, originBlock). Internal reordering is allowed
+   * (CLOCK's hand, S3-FIFO reinsertion); residency changes are not.
+   */
+  victim(set: number, originBlock: number, evictable: (cacheBlock: number) => boolean): number;
+  /** `originBlock` now lives in the (previously free) `cacheBlock`. */
+  insert(cacheBlock: number, originBlock: number): void;
+  /** `cacheBlock` was emptied: `evicted` = true for replacement, false for invalidation (trim, write-around). */
+  remove(cacheBlock: number, evicted: boolean): void;
+  /** Bytes of memory held by the policy's state (reported per cache block by benchmarks). */
+  readonly memoryBytes: number;
+}
+
+export type PolicyFactory = (geometry: PolicyGeometry) => ReplacementPolicy;
