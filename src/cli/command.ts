@@ -20,7 +20,8 @@ export class UsageError extends Error {
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** parseArgs in strict mode, with errors turned into one-line UsageErrors. */
-export function parseOptions<T extends Options>(argv: string[], options: T, allowPositionals = false) {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function parseOptions(argv: string[], options: Options, allowPositionals = false): { values: Record<string, any>; positionals: string[] } {
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
   } catch (error) {
