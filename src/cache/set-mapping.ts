@@ -15,10 +15,12 @@ export class SetMapping {
   readonly consecutiveShift: number;
 
   constructor(readonly cacheBlocks: number, readonly assoc: number) {
-    assert(isPowerOfTwo(assoc), 'assoc must be a power of two');
     assert(cacheBlocks > 0 && cacheBlocks % assoc === 0, 'cacheBlocks must be a positive multiple of assoc');
     this.sets = cacheBlocks / assoc;
-    this.consecutiveShift = log2Exact(Math.min(assoc, CONSECUTIVE_BLOCKS_MAX));
+    // A fully associative cache (one set) may have any number of blocks.
+    assert(this.sets === 1 || isPowerOfTwo(assoc), 'assoc must be a power of two');
+    const run = this.sets === 1 ? CONSECUTIVE_BLOCKS_MAX : Math.min(assoc, CONSECUTIVE_BLOCKS_MAX);
+    this.consecutiveShift = log2Exact(run);
   }
 
   setOf(originBlock: number): number {

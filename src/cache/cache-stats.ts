@@ -1,0 +1,32 @@
+// Counters the engine keeps as it works. Plain numbers: incrementing one costs
+// nothing, and readers (status, metrics) take a snapshot.
+
+export class CacheStats {
+  reads = 0;
+  writes = 0;
+  readHits = 0;
+  readMisses = 0;
+  writeHits = 0;
+  writeMisses = 0;
+  evictions = 0;
+  writebacks = 0;
+  writebackBytes = 0;
+  uncachedReads = 0;
+  uncachedWrites = 0;
+  noRoom = 0;
+  invalidations = 0;
+  flushes = 0;
+  commits = 0;
+  trims = 0;
+  zeroes = 0;
+  prefetches = 0;
+  cacheReadErrors = 0;
+  cacheWriteErrors = 0;
+  originErrors = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  snapshot(): Record<string, number> {
+    return { ...this } as unknown as Record<string, number>;
+  }
+}

@@ -1,0 +1,809 @@
+// The cache engine: a BlockDevice whose data lives on the origin while hot
+// blocks live on the cache device (flashcache / dm-cache semantics).
+//
+// Responsibilities: the read, write, flush, trim, zero and prefetch paths in
+// each mode; block allocation and eviction through the policy; per-block
+// locking; metadata commits in the order data -> metadata -> flush; and
+// background writeback (the Cleaner). Policies only decide; the metadata store
+// only persists what the engine stages.
+//
+// Invariants (asserted where they are relied on):
+//  - an origin block is indexed in at most one slot; a slot is in the index iff
+//    it is VALID or RESERVED;
+//  - a DIRTY slot is never evicted; a slot whose on-disk record says dirty is
+//    never reused for another block until a commit has recorded otherwise;
+//  - no two conflicting operations on one origin block run at once (BlockLocks);
+//  - before an origin write that could make a clean cached copy stale, the
+//    superblock says so (originWritesUncommitted), so recovery drops clean copies.
+// Concurrency: single-threaded; every await point holds the block's lock.
+import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags, checkRange } from '../devices/block-device.js';
+import { MetadataStore, recordFlags } from '../metadata/metadata-store.js';
+import { CacheMode, Superblock } from '../format/superblock.js';
+import { MetadataRecord } from '../format/record.js';
+import { NO_BLOCK, ReplacementPolicy } from '../policies/policy.js';
+import { BlockcacheError } from '../stdx/errors.js';
+import { assert } from '../stdx/assert.js';
+import { crc32c } from '../stdx/checksum.js';
+import { BufferPool } from '../stdx/buffer-pool.js';
+import { BlockIndex } from './block-index.js';
+import { BlockLocks } from './block-locks.js';
+import { CacheStats } from './cache-stats.js';
+import { SetMapping } from './set-mapping.js';
+import { DIRTY, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
+import { Cleaner, CleanerSettings } from './cleaner.js';
+import { REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX } from '../constants.js';
+
+/** Block buffers kept in the pool between misses. */
+const BUFFER_POOL_KEEP = 256;
+/** Pending metadata is committed at least this often, so a crash loses little warmth. */
+export const COMMIT_INTERVAL_MS_DEFAULT = 1000;
+
+export type EngineState = 'running' | 'degraded' | 'stopping' | 'stopped';
+
+export interface EngineParts {
+  readonly cache: BlockDevice;
+  readonly origin: BlockDevice;
+  readonly store: MetadataStore;
+  readonly table: SlotTable;
+  readonly index: BlockIndex;
+  readonly policy: ReplacementPolicy;
+  readonly settings?: Partial<CleanerSettings>;
+  readonly commitIntervalMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+type IntentState = 'clear' | 'setting' | 'set';
+
+export class CacheEngine implements BlockDevice {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly capabilities: DeviceCapabilities;
+  readonly blockBytes: number;
+  readonly mapping: SetMapping;
+  readonly stats = new CacheStats();
+  readonly locks = new BlockLocks();
+  readonly cacheDevice: BlockDevice;
+  readonly origin: BlockDevice;
+  readonly table: SlotTable;
+  readonly index: BlockIndex;
+  readonly store: MetadataStore;
+  readonly cleaner: Cleaner;
+  policy: ReplacementPolicy;
+  mode: CacheMode;
+  state: EngineState = 'running';
+  private readonly pool: BufferPool;
+  private readonly dataOffsetBytes: number;
+  private readonly log: (line: string) => void;
+  private inflightRequests = 0;
+  private drained: (() => void) | undefined;
+  private commitRunning: Promise<void> | undefined;
+  private commitQueued: Promise<void> | undefined;
+  private superblockChain: Promise<unknown> = Promise.resolve();
+  private intent: IntentState = 'clear';
+  private intentSetting: Promise<void> | undefined;
+  private originWritesInflight = 0;
+  private originEpoch = 0;
+  private originWrittenSinceCommit = false;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private readonly evictableCheck = (slot: number): boolean => this.isEvictable(slot);
+
+  constructor(parts: EngineParts) {
+    const superblock = parts.store.superblock;
+    this.cacheDevice = parts.cache;
+    this.origin = parts.origin;
+    this.store = parts.store;
+    this.table = parts.table;
+    this.index = parts.index;
+    this.policy = parts.policy;
+    this.mapping = parts.table.mapping;
+    this.mode = superblock.mode;
+    this.blockBytes = superblock.blockBytes;
+    this.dataOffsetBytes = superblock.dataOffsetBytes;
+    this.sizeBytes = parts.origin.sizeBytes;
+    this.name = `blockcache:${parts.cache.name}`;
+    this.capabilities = { trim: true, fastZero: parts.origin.capabilities.fastZero, multiConn: true };
+    this.pool = new BufferPool(this.blockBytes, BUFFER_POOL_KEEP);
+    this.log = parts.log ?? (() => {});
+    this.intent = superblock.originWritesUncommitted ? 'set' : 'clear';
+    this.cleaner = new Cleaner(this, parts.settings);
+    const interval = parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT;
+    if (interval > 0) {
+      this.commitTimer = setInterval(() => this.periodicCommit(), interval);
+      this.commitTimer.unref();
+    }
+  }
+
+  // ---- public BlockDevice ---------------------------------------------------
+
+  async read(target: Buffer, offsetBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, target.length, false);
+    this.enter();
+    try {
+      this.stats.reads++;
+      this.stats.bytesRead += target.length;
+      await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
+        this.readBlock(originBlock, inner, target.subarray(at, at + length)));
+    } finally {
+      this.leave();
+    }
+  }
+
+  async write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, source.length, true);
+    this.enter();
+    try {
+      this.stats.writes++;
+      this.stats.bytesWritten += source.length;
+      await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
+        this.writeBlock(originBlock, inner, source.subarray(at, at + length)));
+      if (flags?.fua) await this.commit();
+    } finally {
+      this.leave();
+    }
+    if (this.mode === 'writeback') this.cleaner.noteDirty();
+  }
+
+  /** FLUSH: every write completed before this call is durable when it resolves. */
+  async flush(): Promise<void> {
+    this.enter();
+    try {
+      this.stats.flushes++;
+      await this.commit();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** TRIM: cached copies of fully covered blocks are dropped and the origin is trimmed there. */
+  async trim(offsetBytes: number, lengthBytes: number, flags?: WriteFlags): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes, true);
+    this.enter();
+    try {
+      this.stats.trims++;
+      const { first, end } = this.coveredBlocks(offsetBytes, lengthBytes);
+      if (end > first) {
+        await this.invalidateRange(first, end);
+        const start = first * this.blockBytes;
+        const stop = Math.min(end * this.blockBytes, this.sizeBytes);
+        await this.originOperation(() => this.origin.trim(start, stop - start));
+      }
+      if (flags?.fua) await this.commit();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** WRITE_ZEROES: whole blocks are invalidated and zeroed on the origin; partial edges are written. */
+  async writeZeroes(offsetBytes: number, lengthBytes: number, flags?: ZeroFlags): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes, true);
+    if (flags?.fastZero && !this.origin.capabilities.fastZero) {
+      throw new BlockcacheError('ENOTSUP', 'the origin cannot zero quickly');
+    }
+    this.enter();
+    try {
+      this.stats.zeroes++;
+      const { first, end } = this.coveredBlocks(offsetBytes, lengthBytes);
+      const wholeStart = first * this.blockBytes;
+      const wholeEnd = Math.min(end * this.blockBytes, this.sizeBytes);
+      const edges: Array<[number, number]> = end > first
+        ? [[offsetBytes, wholeStart - offsetBytes], [wholeEnd, offsetBytes + lengthBytes - wholeEnd]]
+        : [[offsetBytes, lengthBytes]];
+      for (const [start, length] of edges) {
+        if (length > 0) {
+          await this.forEachBlock(start, length, (originBlock, inner, blockLength) =>
+            this.writeBlock(originBlock, inner, this.zeroes(blockLength)));
+        }
+      }
+      if (end > first) {
+        await this.invalidateRange(first, end);
+        await this.originOperation(() => this.origin.writeZeroes(wholeStart, wholeEnd - wholeStart,
+          { noHole: flags?.noHole, fastZero: flags?.fastZero }));
+      }
+      if (flags?.fua) await this.commit();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** CACHE: pulls the range from the origin into the cache. */
+  async cache(offsetBytes: number, lengthBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes, false);
+    this.enter();
+    try {
+      this.stats.prefetches++;
+      await this.forEachBlock(offsetBytes, lengthBytes, (originBlock) => this.prefetchBlock(originBlock));
+    } finally {
+      this.leave();
+    }
+  }
+
+  async blockStatus(offsetBytes: number, lengthBytes: number): Promise<Extent[]> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes, false);
+    const extents = this.origin.blockStatus
+      ? await this.origin.blockStatus(offsetBytes, lengthBytes)
+      : [{ lengthBytes, flags: 0 }];
+    // A hole on the origin is data if a dirty (or in-flight) cached block lies in it.
+    let position = offsetBytes;
+    for (const extent of extents) {
+      if (extent.flags !== 0 && this.anyCachedWrite(position, extent.lengthBytes)) extent.flags = 0;
+      position += extent.lengthBytes;
+    }
+    return extents;
+  }
+
+  /** Clean shutdown: finish requests and writebacks, commit, mark the superblock clean. */
+  async close(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopping';
+    if (this.inflightRequests > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await this.cleaner.stop();
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    await this.commit();
+    this.state = 'stopped';
+  }
+
+  // ---- per-block paths --------------------------------------------------------
+
+  private async readBlock(originBlock: number, inner: number, target: Buffer): Promise<void> {
+    const wait = this.locks.acquire(originBlock, false);
+    if (wait) await wait;
+    let slot = this.index.get(originBlock);
+    if (slot >= 0 && this.table.has(slot, VALID)) {
+      try {
+        await this.readHit(slot, inner, target);
+      } finally {
+        this.locks.release(originBlock, false);
+      }
+      return;
+    }
+    this.locks.release(originBlock, false);
+    const waitExclusive = this.locks.acquire(originBlock, true);
+    if (waitExclusive) await waitExclusive;
+    try {
+      slot = this.index.get(originBlock);
+      if (slot >= 0 && this.table.has(slot, VALID)) {
+        await this.readHit(slot, inner, target);
+        return;
+      }
+      this.stats.readMisses++;
+      slot = this.allocate(originBlock);
+      if (slot < 0) {
+        this.stats.uncachedReads++;
+        await this.originRead(target, originBlock * this.blockBytes + inner);
+        return;
+      }
+      await this.fill(slot, originBlock, (block) => block.copy(target, 0, inner, inner + target.length));
+    } finally {
+      this.locks.release(originBlock, true);
+    }
+  }
+
+  private async readHit(slot: number, inner: number, target: Buffer): Promise<void> {
+    this.stats.readHits++;
+    this.policy.hit(slot);
+    await this.cacheRead(target, this.slotOffset(slot) + inner);
+  }
+
+  /**
+   * Reads a whole block from the origin into the reserved slot, hands it to
+   * `use` (to copy out what a request needs), and writes it to the cache.
+   * Caller holds the block's exclusive lock.
+   */
+  private async fill(slot: number, originBlock: number, use?: (block: Buffer) => void): Promise<void> {
+    const block = this.pool.take();
+    try {
+      const length = this.blockLength(originBlock);
+      try {
+        await this.originRead(block.subarray(0, length), originBlock * this.blockBytes);
+      } catch (error) {
+        this.abandon(slot);
+        throw error;
+      }
+      if (length < this.blockBytes) block.fill(0, length);
+      use?.(block);
+      try {
+        await this.cacheWrite(block, this.slotOffset(slot));
+      } catch {
+        this.abandon(slot); // the request is served from the origin data already read
+        return;
+      }
+      this.complete(slot, false, crc32c(block));
+    } finally {
+      this.pool.give(block);
+    }
+  }
+
+  private async prefetchBlock(originBlock: number): Promise<void> {
+    const wait = this.locks.acquire(originBlock, true);
+    if (wait) await wait;
+    try {
+      if (this.index.get(originBlock) >= 0) return;
+      const slot = this.allocate(originBlock);
+      if (slot >= 0) await this.fill(slot, originBlock);
+    } finally {
+      this.locks.release(originBlock, true);
+    }
+  }
+
+  private async writeBlock(originBlock: number, inner: number, data: Buffer): Promise<void> {
+    const wait = this.locks.acquire(originBlock, true);
+    if (wait) await wait;
+    try {
+      const slot = this.index.get(originBlock);
+      if (slot >= 0) this.stats.writeHits++;
+      else this.stats.writeMisses++;
+      switch (this.mode) {
+        case 'writeback':
+          await (slot >= 0 ? this.writebackHit(slot, inner, data) : this.writebackMiss(originBlock, inner, data));
+          break;
+        case 'writethrough':
+          await (slot >= 0 ? this.writethroughHit(slot, originBlock, inner, data) : this.writethroughMiss(originBlock, inner, data));
+          break;
+        case 'writearound':
+          if (slot >= 0) this.invalidate(slot);
+          await this.originWrite(data, originBlock * this.blockBytes + inner);
+          break;
+      }
+    } finally {
+      this.locks.release(originBlock, true);
+    }
+  }
+
+  private async writebackHit(slot: number, inner: number, data: Buffer): Promise<void> {
+    assert(this.table.has(slot, VALID));
+    this.policy.hit(slot);
+    await this.cacheWrite(data, this.slotOffset(slot) + inner);
+    this.table.state[slot]! &= ~HAS_CRC;
+    if (!this.table.has(slot, DIRTY)) this.table.setDirty(slot, true);
+    if (!this.table.has(slot, PERSISTED_DIRTY)) this.table.markPending(slot);
+  }
+
+  private async writebackMiss(originBlock: number, inner: number, data: Buffer): Promise<void> {
+    const slot = this.allocate(originBlock);
+    if (slot < 0) {
+      this.stats.uncachedWrites++;
+      await this.originWrite(data, originBlock * this.blockBytes + inner);
+      return;
+    }
+    if (data.length === this.blockBytes) {
+      await this.cacheWriteOrAbandon(slot, data);
+      this.complete(slot, true, 0);
+      return;
+    }
+    // A partial block: pad from the origin (dm-cache's do_fetch) so the slot holds a whole block.
+    const block = this.pool.take();
+    try {
+      await this.readWholeBlock(slot, originBlock, block);
+      data.copy(block, inner);
+      await this.cacheWriteOrAbandon(slot, block);
+      this.complete(slot, true, 0);
+    } finally {
+      this.pool.give(block);
+    }
+  }
+
+  private async writethroughHit(slot: number, originBlock: number, inner: number, data: Buffer): Promise<void> {
+    assert(this.table.has(slot, VALID) && !this.table.has(slot, DIRTY));
+    this.policy.hit(slot);
+    const block = this.pool.take();
+    try {
+      if (data.length === this.blockBytes) data.copy(block);
+      else {
+        await this.cacheRead(block, this.slotOffset(slot));
+        data.copy(block, inner);
+      }
+      const crc = crc32c(block);
+      this.table.state[slot]! &= ~HAS_CRC;
+      this.table.markPending(slot);
+      const cacheDone = this.cacheWrite(data, this.slotOffset(slot) + inner).then(() => true, () => false);
+      await this.originWrite(data, originBlock * this.blockBytes + inner);
+      if (await cacheDone) {
+        this.table.state[slot]! |= HAS_CRC;
+        this.table.dataCrc[slot] = crc;
+        this.table.markPending(slot);
+      } else {
+        this.invalidate(slot); // the origin has the data; never serve the stale copy
+      }
+    } finally {
+      this.pool.give(block);
+    }
+  }
+
+  private async writethroughMiss(originBlock: number, inner: number, data: Buffer): Promise<void> {
+    // Only whole blocks are allocated: a partial miss would need a read from the origin.
+    const slot = data.length === this.blockBytes ? this.allocate(originBlock) : -1;
+    if (slot < 0) {
+      this.stats.uncachedWrites++;
+      await this.originWrite(data, originBlock * this.blockBytes + inner);
+      return;
+    }
+    const cacheDone = this.cacheWrite(data, this.slotOffset(slot)).then(() => true, () => false);
+    try {
+      await this.originWrite(data, originBlock * this.blockBytes);
+    } catch (error) {
+      await cacheDone;
+      this.abandon(slot);
+      throw error;
+    }
+    if (await cacheDone) this.complete(slot, false, crc32c(data));
+    else this.abandon(slot);
+  }
+
+  private async readWholeBlock(slot: number, originBlock: number, block: Buffer): Promise<void> {
+    const length = this.blockLength(originBlock);
+    try {
+      await this.originRead(block.subarray(0, length), originBlock * this.blockBytes);
+    } catch (error) {
+      this.abandon(slot);
+      throw error;
+    }
+    if (length < this.blockBytes) block.fill(0, length);
+  }
+
+  private async cacheWriteOrAbandon(slot: number, block: Buffer): Promise<void> {
+    try {
+      await this.cacheWrite(block, this.slotOffset(slot));
+    } catch (error) {
+      this.abandon(slot);
+      throw error;
+    }
+  }
+
+  // ---- slot state transitions ---------------------------------------------------
+
+  private isEvictable(slot: number): boolean {
+    const state = this.table.state[slot]!;
+    return (state & (VALID | DIRTY | PERSISTED_DIRTY | RESERVED)) === VALID && !this.locks.isBusy(this.table.originOf[slot]!);
+  }
+
+  /**
+   * Finds a slot for `originBlock` (caller holds its exclusive lock): a free one
+   * of its set, or a clean victim the policy picks. Returns -1 when the policy
+   * does not admit the block or every block of the set is busy or dirty.
+   */
+  private allocate(originBlock: number): number {
+    if (this.state === 'degraded') return -1;
+    const set = this.mapping.setOf(originBlock);
+    if (!this.policy.admit(set, originBlock)) return -1;
+    let slot = this.table.popFree(set);
+    if (slot < 0) {
+      const victim = this.policy.victim(set, originBlock, this.evictableCheck);
+      if (victim === NO_BLOCK) {
+        this.stats.noRoom++;
+        this.cleaner.noteNoRoom(set);
+        return -1;
+      }
+      assert(this.isEvictable(victim), 'policy chose a victim that is not evictable');
+      this.index.delete(this.table.originOf[victim]!);
+      this.policy.remove(victim, true);
+      this.table.state[victim]! &= ~(VALID | HAS_CRC);
+      this.table.validCount--;
+      this.stats.evictions++;
+      slot = victim;
+    }
+    assert((this.table.state[slot]! & (VALID | RESERVED | DIRTY | PERSISTED_DIRTY)) === 0, 'allocating a slot in use');
+    this.table.originOf[slot] = originBlock;
+    this.table.state[slot]! |= RESERVED;
+    this.index.insert(originBlock, slot);
+    return slot;
+  }
+
+  /** A reserved slot's data is written: it becomes valid (dirty in writeback). */
+  private complete(slot: number, dirty: boolean, crc: number): void {
+    assert(this.table.has(slot, RESERVED));
+    this.table.state[slot]! = (this.table.state[slot]! & ~RESERVED) | VALID;
+    if (dirty) this.table.setDirty(slot, true);
+    else {
+      this.table.state[slot]! |= HAS_CRC;
+      this.table.dataCrc[slot] = crc;
+    }
+    this.table.validCount++;
+    this.table.markPending(slot);
+    this.policy.insert(slot, this.table.originOf[slot]!);
+    if (this.table.pendingRecords >= PENDING_RECORDS_MAX) void this.commit().catch(() => {});
+  }
+
+  /** A reserved slot could not be filled: give it back. */
+  private abandon(slot: number): void {
+    assert(this.table.has(slot, RESERVED));
+    this.index.delete(this.table.originOf[slot]!);
+    this.table.state[slot]! &= ~RESERVED;
+    this.table.pushFree(slot);
+  }
+
+  /** Drops a valid slot's block (trim, write-around, errors). Caller holds its lock. */
+  invalidate(slot: number): void {
+    assert(this.table.has(slot, VALID));
+    this.index.delete(this.table.originOf[slot]!);
+    this.policy.remove(slot, false);
+    if (this.table.has(slot, DIRTY)) this.table.setDirty(slot, false);
+    this.table.state[slot]! &= ~(VALID | HAS_CRC);
+    this.table.validCount--;
+    this.stats.invalidations++;
+    this.table.markPending(slot);
+    if (this.table.has(slot, PERSISTED_DIRTY)) this.table.deferFree(slot);
+    else this.table.pushFree(slot);
+  }
+
+  private async invalidateRange(firstBlock: number, endBlock: number): Promise<void> {
+    // Walk the cached blocks rather than the range: TRIMs can cover the whole device.
+    if (endBlock - firstBlock > this.index.size) {
+      const victims: number[] = [];
+      for (let slot = 0; slot < this.mapping.cacheBlocks; slot++) {
+        const originBlock = this.table.originOf[slot]!;
+        if (this.table.has(slot, VALID | RESERVED) && originBlock >= firstBlock && originBlock < endBlock) victims.push(originBlock);
+      }
+      for (const originBlock of victims) await this.invalidateBlock(originBlock);
+      return;
+    }
+    for (let originBlock = firstBlock; originBlock < endBlock; originBlock++) {
+      if (this.index.get(originBlock) >= 0 || this.locks.isBusy(originBlock)) await this.invalidateBlock(originBlock);
+    }
+  }
+
+  private async invalidateBlock(originBlock: number): Promise<void> {
+    const wait = this.locks.acquire(originBlock, true);
+    if (wait) await wait;
+    try {
+      const slot = this.index.get(originBlock);
+      if (slot >= 0 && this.table.has(slot, VALID)) this.invalidate(slot);
+    } finally {
+      this.locks.release(originBlock, true);
+    }
+  }
+
+  // ---- commits -----------------------------------------------------------------------
+
+  /**
+   * Makes every completed write durable: flush data on both devices, write the
+   * changed metadata records and the superblock, flush the cache device.
+   * Concurrent callers share commits (group commit); a caller arriving during a
+   * commit waits for the next one, which starts after it.
+   */
+  commit(): Promise<void> {
+    if (!this.commitRunning) {
+      this.commitRunning = this.commitOnce().finally(() => (this.commitRunning = undefined));
+      return this.commitRunning;
+    }
+    this.commitQueued ??= this.commitRunning.catch(() => {}).then(() => {
+      this.commitQueued = undefined;
+      return this.commit();
+    });
+    return this.commitQueued;
+  }
+
+  private async commitOnce(): Promise<void> {
+    const superblock = this.store.superblock;
+    const sequence = superblock.commitSequence + 1;
+    const staged: number[] = [];
+    this.table.drainPending((slot) => {
+      if (this.table.has(slot, RESERVED)) return; // data not written yet: its completion re-marks it
+      this.store.stage(slot, this.recordOf(slot, sequence));
+      staged.push(slot);
+    });
+    const epoch = this.originEpoch;
+    const originWritten = this.originWrittenSinceCommit;
+    this.originWrittenSinceCommit = false;
+    await Promise.all([this.cacheDevice.flush(), originWritten ? this.origin.flush() : undefined]);
+    const clearIntent = this.intent === 'set' && this.originWritesInflight === 0 && this.originEpoch === epoch;
+    if (clearIntent) this.intent = 'clear';
+    await this.store.writeStaged();
+    await this.writeSuperblock({ commitSequence: sequence, originWritesUncommitted: this.intent !== 'clear' });
+    await this.cacheDevice.flush();
+    for (const slot of staged) {
+      if (this.recordDirty(slot)) this.table.state[slot]! |= PERSISTED_DIRTY;
+      else this.table.state[slot]! &= ~PERSISTED_DIRTY;
+    }
+    this.table.releaseDeferred((slot) => this.table.has(slot, PERSISTED_DIRTY));
+    this.stats.commits++;
+  }
+
+  private recordDirty(slot: number): boolean {
+    return this.table.has(slot, VALID) && this.table.has(slot, DIRTY);
+  }
+
+  private recordOf(slot: number, sequence: number): MetadataRecord {
+    const state = this.table.state[slot]!;
+    const valid = (state & VALID) !== 0;
+    const dirty = valid && (state & DIRTY) !== 0;
+    const hasCrc = valid && !dirty && (state & HAS_CRC) !== 0;
+    return {
+      originBlock: this.table.originOf[slot]!,
+      sequence,
+      dataCrc: hasCrc ? this.table.dataCrc[slot]! : 0,
+      flags: recordFlags(valid, dirty, hasCrc),
+    };
+  }
+
+  /** Superblock writes are serialised: each goes to the next copy with a higher sequence. */
+  writeSuperblock(changes: Partial<Superblock>): Promise<Superblock> {
+    const next = this.superblockChain.then(() => this.store.updateSuperblock(changes));
+    this.superblockChain = next.catch(() => {});
+    return next;
+  }
+
+  private periodicCommit(): void {
+    if (this.state !== 'running' && this.state !== 'degraded') return;
+    if (this.table.pendingRecords === 0 && !this.originWrittenSinceCommit) return;
+    void this.commit().catch((error) => this.log(`periodic commit failed: ${(error as Error).message}`));
+  }
+
+  // ---- device I/O -----------------------------------------------------------------------
+
+  private slotOffset(slot: number): number {
+    return this.dataOffsetBytes + slot * this.blockBytes;
+  }
+
+  private blockLength(originBlock: number): number {
+    return Math.min(this.blockBytes, this.sizeBytes - originBlock * this.blockBytes);
+  }
+
+  private async cacheRead(target: Buffer, offsetBytes: number): Promise<void> {
+    try {
+      await this.cacheDevice.read(target, offsetBytes);
+    } catch (error) {
+      this.stats.cacheReadErrors++;
+      throw error;
+    }
+  }
+
+  private async cacheWrite(source: Buffer, offsetBytes: number): Promise<void> {
+    try {
+      await this.cacheDevice.write(source, offsetBytes);
+    } catch (error) {
+      this.stats.cacheWriteErrors++;
+      throw error;
+    }
+  }
+
+  private async originRead(target: Buffer, offsetBytes: number): Promise<void> {
+    try {
+      await this.origin.read(target, offsetBytes);
+    } catch (error) {
+      this.stats.originErrors++;
+      throw error;
+    }
+  }
+
+  /** Every origin write outside writeback goes through here: intent first, then the write. */
+  private async originWrite(source: Buffer, offsetBytes: number): Promise<void> {
+    await this.originOperation(() => this.origin.write(source, offsetBytes));
+  }
+
+  /** Writes back a dirty block's data; its dirty record is on disk, so no intent is needed. */
+  async writebackWrite(source: Buffer, offsetBytes: number): Promise<void> {
+    this.originWrittenSinceCommit = true;
+    try {
+      await this.origin.write(source, offsetBytes);
+    } catch (error) {
+      this.stats.originErrors++;
+      throw error;
+    }
+  }
+
+  private async originOperation(operation: () => Promise<void>): Promise<void> {
+    this.originEpoch++;
+    this.originWritesInflight++;
+    try {
+      await this.ensureIntent();
+      this.originWrittenSinceCommit = true;
+      await operation();
+    } catch (error) {
+      this.stats.originErrors++;
+      throw error;
+    } finally {
+      this.originWritesInflight--;
+    }
+  }
+
+  /** Persists "origin writes uncommitted" before the first origin write after a commit. */
+  private ensureIntent(): Promise<void> | undefined {
+    if (this.intent === 'set') return undefined;
+    if (this.intent === 'setting') return this.intentSetting;
+    this.intent = 'setting';
+    this.intentSetting = (async () => {
+      try {
+        await this.writeSuperblock({ originWritesUncommitted: true });
+        await this.cacheDevice.flush();
+        this.intent = 'set';
+      } catch (error) {
+        this.intent = 'clear';
+        throw error;
+      } finally {
+        this.intentSetting = undefined;
+      }
+    })();
+    return this.intentSetting;
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------
+
+  /** Exposes what the cleaner needs without widening the public API. */
+  get internals() {
+    return {
+      pool: this.pool,
+      slotOffset: (slot: number) => this.slotOffset(slot),
+      blockLength: (originBlock: number) => this.blockLength(originBlock),
+      cacheRead: (target: Buffer, offset: number) => this.cacheRead(target, offset),
+      log: this.log,
+    };
+  }
+
+  private enter(): void {
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      throw new BlockcacheError('ESHUTDOWN', 'the cache is shutting down');
+    }
+    this.inflightRequests++;
+  }
+
+  private leave(): void {
+    this.inflightRequests--;
+    if (this.inflightRequests === 0 && this.drained) {
+      const resolve = this.drained;
+      this.drained = undefined;
+      resolve();
+    }
+  }
+
+  get inflight(): number {
+    return this.inflightRequests;
+  }
+
+  private coveredBlocks(offsetBytes: number, lengthBytes: number): { first: number; end: number } {
+    const first = Math.ceil(offsetBytes / this.blockBytes);
+    const endOffset = offsetBytes + lengthBytes;
+    // The device's last (partial) block counts as covered when the range reaches the device end.
+    const end = endOffset === this.sizeBytes ? Math.ceil(endOffset / this.blockBytes) : Math.floor(endOffset / this.blockBytes);
+    return { first, end: Math.max(first, end) };
+  }
+
+  private zeroBuffer: Buffer | undefined;
+  private zeroes(length: number): Buffer {
+    if (!this.zeroBuffer || this.zeroBuffer.length < length) this.zeroBuffer = Buffer.alloc(Math.max(length, this.blockBytes));
+    return this.zeroBuffer.subarray(0, length);
+  }
+
+  private anyCachedWrite(offsetBytes: number, lengthBytes: number): boolean {
+    const first = Math.floor(offsetBytes / this.blockBytes);
+    const end = Math.ceil((offsetBytes + lengthBytes) / this.blockBytes);
+    if (end - first > this.index.size) {
+      for (let slot = 0; slot < this.mapping.cacheBlocks; slot++) {
+        const originBlock = this.table.originOf[slot]!;
+        if (this.table.has(slot, DIRTY | RESERVED) && originBlock >= first && originBlock < end) return true;
+      }
+      return false;
+    }
+    for (let block = first; block < end; block++) {
+      const slot = this.index.get(block);
+      if ((slot >= 0 && this.table.has(slot, DIRTY | RESERVED)) || this.locks.isBusy(block)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Runs `operation` for every cache block the byte range touches, at most
+   * REQUEST_BLOCKS_INFLIGHT_MAX at once. `at` is the offset within the request.
+   */
+  private async forEachBlock(
+    offsetBytes: number, lengthBytes: number,
+    operation: (originBlock: number, inner: number, length: number, at: number) => Promise<void>,
+  ): Promise<void> {
+    if (lengthBytes === 0) return;
+    const first = Math.floor(offsetBytes / this.blockBytes);
+    const last = Math.floor((offsetBytes + lengthBytes - 1) / this.blockBytes);
+    if (first === last) return operation(first, offsetBytes - first * this.blockBytes, lengthBytes, 0);
+    let running: Promise<void>[] = [];
+    for (let block = first; block <= last; block++) {
+      const start = Math.max(offsetBytes, block * this.blockBytes);
+      const end = Math.min(offsetBytes + lengthBytes, (block + 1) * this.blockBytes);
+      running.push(operation(block, start - block * this.blockBytes, end - start, start - offsetBytes));
+      if (running.length >= REQUEST_BLOCKS_INFLIGHT_MAX) {
+        await Promise.all(running);
+        running = [];
+      }
+    }
+    await Promise.all(running);
+  }
+}
+
+export { PENDING };
