@@ -1,0 +1,151 @@
+// Encodes transmission replies and batches them onto one socket.
+//
+// Small replies (simple replies, NONE/ERROR chunks) are appended to a slab and
+// written together once per tick, so a burst of completions becomes one socket
+// write. READ replies arrive as one buffer that already has room for the reply
+// header in front of the data (allocated by the caller at exactly header +
+// payload size), so header and data go out in one write without copying.
+//
+// Invariant: bytes reach the socket in the order the reply methods were called;
+// the slab is flushed before any large buffer is written. A slab region handed
+// to the socket is never written again (we only append past it).
+//
+// Concurrency: single-threaded; owned by one connection. Writes after the
+// socket closed are dropped silently (the peer is gone).
+import type { Socket } from 'node:net';
+import { KiB } from '../constants.js';
+import { Extent } from '../devices/block-device.js';
+import * as P from './protocol.js';
+
+/** Slab for small replies: a burst of 2,000 simple replies fits one slab. */
+const SLAB_BYTES = 32 * KiB;
+/** The largest small reply we append: an ERROR chunk with no message. */
+const SMALL_REPLY_BYTES_MAX = P.NBD_STRUCTURED_REPLY_HEADER_BYTES + 6;
+
+/** Header bytes to reserve in front of READ data. */
+export function readReplyHeaderBytes(structuredReplies: boolean): number {
+  return structuredReplies ? P.NBD_STRUCTURED_REPLY_HEADER_BYTES + 8 : P.NBD_SIMPLE_REPLY_HEADER_BYTES;
+}
+
+export class ReplyWriter {
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  private slabStart = 0;
+  private slabEnd = 0;
+  private flushScheduled = false;
+  private readonly flushCallback = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  constructor(private readonly socket: Socket) {}
+
+  /** A simple reply without data (any command, or a failed READ without SR). */
+  simple(cookieHigh: number, cookieLow: number, errno: number): void {
+    const at = this.reserve(P.NBD_SIMPLE_REPLY_HEADER_BYTES);
+    const slab = this.slab;
+    slab.writeUInt32BE(P.NBD_SIMPLE_REPLY_MAGIC, at);
+    slab.writeUInt32BE(errno, at + 4);
+    slab.writeUInt32BE(cookieHigh, at + 8);
+    slab.writeUInt32BE(cookieLow, at + 12);
+  }
+
+  /** The final NONE chunk (success without data under SR, e.g. a zero-length READ). */
+  structuredNone(cookieHigh: number, cookieLow: number): void {
+    const at = this.reserve(P.NBD_STRUCTURED_REPLY_HEADER_BYTES);
+    writeChunkHeader(this.slab, at, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_NONE, cookieHigh, cookieLow, 0);
+  }
+
+  /** A final ERROR chunk with an empty message. */
+  structuredError(cookieHigh: number, cookieLow: number, errno: number): void {
+    const at = this.reserve(SMALL_REPLY_BYTES_MAX);
+    writeChunkHeader(this.slab, at, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_ERROR, cookieHigh, cookieLow, 6);
+    this.slab.writeUInt32BE(errno, at + P.NBD_STRUCTURED_REPLY_HEADER_BYTES);
+    this.slab.writeUInt16BE(0, at + P.NBD_STRUCTURED_REPLY_HEADER_BYTES + 4);
+  }
+
+  /**
+   * Sends a successful READ: `buffer` holds readReplyHeaderBytes() of space and
+   * then exactly the data. Under SR it is one OFFSET_DATA chunk marked DONE.
+   */
+  readData(buffer: Buffer, structuredReplies: boolean, cookieHigh: number, cookieLow: number, offsetBytes: number): void {
+    if (structuredReplies) {
+      const payloadBytes = buffer.length - P.NBD_STRUCTURED_REPLY_HEADER_BYTES;
+      writeChunkHeader(buffer, 0, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_OFFSET_DATA, cookieHigh, cookieLow, payloadBytes);
+      writeUInt64(buffer, P.NBD_STRUCTURED_REPLY_HEADER_BYTES, offsetBytes);
+    } else {
+      buffer.writeUInt32BE(P.NBD_SIMPLE_REPLY_MAGIC, 0);
+      buffer.writeUInt32BE(0, 4);
+      buffer.writeUInt32BE(cookieHigh, 8);
+      buffer.writeUInt32BE(cookieLow, 12);
+    }
+    this.writeLarge(buffer);
+  }
+
+  /** One BLOCK_STATUS chunk (DONE) for one context. `count` extents from `extents`. */
+  blockStatus(cookieHigh: number, cookieLow: number, contextId: number, extents: readonly Extent[], count: number): void {
+    const payloadBytes = 4 + 8 * count;
+    const buffer = Buffer.allocUnsafe(P.NBD_STRUCTURED_REPLY_HEADER_BYTES + payloadBytes);
+    writeChunkHeader(buffer, 0, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_BLOCK_STATUS, cookieHigh, cookieLow, payloadBytes);
+    buffer.writeUInt32BE(contextId, P.NBD_STRUCTURED_REPLY_HEADER_BYTES);
+    let at = P.NBD_STRUCTURED_REPLY_HEADER_BYTES + 4;
+    for (let i = 0; i < count; i++) {
+      const extent = extents[i]!;
+      buffer.writeUInt32BE(extent.lengthBytes, at);
+      buffer.writeUInt32BE(extent.flags & (P.NBD_STATE_HOLE | P.NBD_STATE_ZERO), at + 4);
+      at += 8;
+    }
+    this.writeLarge(buffer);
+  }
+
+  /** Writes everything batched so far. */
+  flush(): void {
+    if (this.slabEnd === this.slabStart) return;
+    const region = this.slab.subarray(this.slabStart, this.slabEnd);
+    this.slabStart = this.slabEnd;
+    this.write(region);
+  }
+
+  private writeLarge(buffer: Buffer): void {
+    this.flush();
+    this.write(buffer);
+  }
+
+  private write(data: Buffer): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(data);
+  }
+
+  private reserve(bytes: number): number {
+    if (this.slabEnd + bytes > this.slab.length) {
+      this.flush();
+      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+      this.slabStart = 0;
+      this.slabEnd = 0;
+    }
+    const at = this.slabEnd;
+    this.slabEnd += bytes;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushCallback);
+    }
+    return at;
+  }
+}
+
+function writeChunkHeader(
+  buffer: Buffer, at: number, flags: number, type: number, cookieHigh: number, cookieLow: number, length: number,
+): void {
+  buffer.writeUInt32BE(P.NBD_STRUCTURED_REPLY_MAGIC, at);
+  buffer.writeUInt16BE(flags, at + 4);
+  buffer.writeUInt16BE(type, at + 6);
+  buffer.writeUInt32BE(cookieHigh, at + 8);
+  buffer.writeUInt32BE(cookieLow, at + 12);
+  buffer.writeUInt32BE(length, at + 16);
+}
+
+/** Writes a safe-integer u64 without BigInt. */
+export function writeUInt64(buffer: Buffer, at: number, value: number): void {
+  const high = Math.floor(value / 0x100000000);
+  buffer.writeUInt32BE(high, at);
+  buffer.writeUInt32BE(value - high * 0x100000000, at + 4);
+}
