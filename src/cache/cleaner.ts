@@ -13,7 +13,7 @@ import { DIRTY_THRESHOLD_PERCENT_DEFAULT, WRITEBACK_INFLIGHT_MAX, MiB } from '..
 import { crc32c } from '../stdx/checksum.js';
 import { assert } from '../stdx/assert.js';
 import type { CacheEngine } from './engine.js';
-import { DIRTY, HAS_CRC, PERSISTED_DIRTY, VALID } from './slot-table.js';
+import { DIRTY, HAS_CRC, VALID } from './slot-table.js';
 
 /** Largest single origin write a run of contiguous dirty blocks is merged into. */
 export const WRITEBACK_RUN_BYTES_MAX = 4 * MiB;
@@ -63,7 +63,15 @@ export class Cleaner {
 
   private schedule(): void {
     if (this.round || this.stopped) return;
-    this.round = (async () => {
+    // Assign before the round can finish: a round that completes at once must still clear itself.
+    const round = this.runRounds().finally(() => {
+      if (this.round === round) this.round = undefined;
+    });
+    this.round = round;
+  }
+
+  private async runRounds(): Promise<void> {
+    {
       try {
         while (!this.stopped && (this.noRoomSets.size > 0 || this.engine.table.dirtyCount > this.thresholdBlocks())) {
           const target = Math.max(0, this.thresholdBlocks() - Math.floor((this.engine.mapping.cacheBlocks * THRESHOLD_HYSTERESIS_PERCENT) / 100));
@@ -75,10 +83,8 @@ export class Cleaner {
         }
       } catch (error) {
         this.engine.internals.log(`writeback failed: ${(error as Error).message}`);
-      } finally {
-        this.round = undefined;
       }
-    })();
+    }
   }
 
   /** Writes back every dirty block; `progress` gets the dirty blocks left after each round. */
@@ -143,7 +149,8 @@ export class Cleaner {
   private async writeback(slots: number[]): Promise<void> {
     const engine = this.engine;
     const table = engine.table;
-    if (slots.some((slot) => !table.has(slot, PERSISTED_DIRTY))) await engine.commit();
+    // The dirty records must be durable before the origin is written (see the file comment).
+    await engine.commit();
     slots.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
     const runs: number[][] = [];
     const runBlocksMax = Math.max(1, Math.floor(WRITEBACK_RUN_BYTES_MAX / engine.blockBytes));
@@ -170,10 +177,7 @@ export class Cleaner {
     try {
       // Re-check under the locks: a block may have been invalidated or cleaned meanwhile.
       const live = run.every((slot, i) => engine.index.get(originBlocks[i]!) === slot && table.has(slot, DIRTY));
-      if (!live) {
-        for (const slot of run) if (engine.index.get(table.originOf[slot]!) === slot && table.has(slot, DIRTY)) await this.writebackRun([slot]).catch(() => {});
-        return;
-      }
+      if (!live) return; // the next round picks up what is still dirty
       const blockBytes = engine.blockBytes;
       const buffer = Buffer.allocUnsafe(run.length * blockBytes);
       await Promise.all(run.map((slot, i) => engine.internals.cacheRead(buffer.subarray(i * blockBytes, (i + 1) * blockBytes), engine.internals.slotOffset(slot))));

@@ -19,7 +19,7 @@
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags, checkRange } from '../devices/block-device.js';
 import { MetadataStore, recordFlags } from '../metadata/metadata-store.js';
 import { CacheMode, Superblock } from '../format/superblock.js';
-import { MetadataRecord } from '../format/record.js';
+import { MetadataRecord, RECORD_DIRTY } from '../format/record.js';
 import { NO_BLOCK, ReplacementPolicy } from '../policies/policy.js';
 import { BlockcacheError } from '../stdx/errors.js';
 import { assert } from '../stdx/assert.js';
@@ -29,8 +29,9 @@ import { BlockIndex } from './block-index.js';
 import { BlockLocks } from './block-locks.js';
 import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
-import { DIRTY, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
+import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
 import { Cleaner, CleanerSettings } from './cleaner.js';
+import { fingerprintOrigin } from '../metadata/origin-identity.js';
 import { REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX } from '../constants.js';
 
 /** Block buffers kept in the pool between misses. */
@@ -239,7 +240,22 @@ export class CacheEngine implements BlockDevice {
     await this.cleaner.stop();
     if (this.commitTimer) clearInterval(this.commitTimer);
     await this.commit();
+    // The origin is now exactly as blockcache leaves it: record that, and that no crash happened.
+    const fingerprint = await fingerprintOrigin(this.origin);
+    const origin = { ...this.store.superblock.origin, fingerprint, fingerprintValid: true };
+    await this.writeSuperblock({ cleanShutdown: true, originWritesUncommitted: false, origin });
+    await this.cacheDevice.flush();
     this.state = 'stopped';
+  }
+
+  /** Writes every dirty block back to the origin (flush command, detach). */
+  async writebackAll(progress?: (dirtyBlocks: number) => void): Promise<void> {
+    this.enter();
+    try {
+      await this.cleaner.writebackAll(progress);
+    } finally {
+      this.leave();
+    }
   }
 
   // ---- per-block paths --------------------------------------------------------
@@ -453,7 +469,7 @@ export class CacheEngine implements BlockDevice {
 
   private isEvictable(slot: number): boolean {
     const state = this.table.state[slot]!;
-    return (state & (VALID | DIRTY | PERSISTED_DIRTY | RESERVED)) === VALID && !this.locks.isBusy(this.table.originOf[slot]!);
+    return (state & (VALID | DIRTY | DIRTY_ON_DISK | RESERVED)) === VALID && !this.locks.isBusy(this.table.originOf[slot]!);
   }
 
   /**
@@ -481,7 +497,7 @@ export class CacheEngine implements BlockDevice {
       this.stats.evictions++;
       slot = victim;
     }
-    assert((this.table.state[slot]! & (VALID | RESERVED | DIRTY | PERSISTED_DIRTY)) === 0, 'allocating a slot in use');
+    assert((this.table.state[slot]! & (VALID | RESERVED | DIRTY | DIRTY_ON_DISK)) === 0, 'allocating a slot in use');
     this.table.originOf[slot] = originBlock;
     this.table.state[slot]! |= RESERVED;
     this.index.insert(originBlock, slot);
@@ -521,7 +537,7 @@ export class CacheEngine implements BlockDevice {
     this.table.validCount--;
     this.stats.invalidations++;
     this.table.markPending(slot);
-    if (this.table.has(slot, PERSISTED_DIRTY)) this.table.deferFree(slot);
+    if (this.table.has(slot, DIRTY_ON_DISK)) this.table.deferFree(slot);
     else this.table.pushFree(slot);
   }
 
@@ -575,11 +591,17 @@ export class CacheEngine implements BlockDevice {
   private async commitOnce(): Promise<void> {
     const superblock = this.store.superblock;
     const sequence = superblock.commitSequence + 1;
-    const staged: number[] = [];
+    const stagedClean: number[] = [];
+    // Stage synchronously: records describe exactly the state at this instant.
     this.table.drainPending((slot) => {
       if (this.table.has(slot, RESERVED)) return; // data not written yet: its completion re-marks it
-      this.store.stage(slot, this.recordOf(slot, sequence));
-      staged.push(slot);
+      const record = this.recordOf(slot, sequence);
+      this.store.stage(slot, record);
+      if ((record.flags & RECORD_DIRTY) !== 0) this.table.state[slot]! |= PERSISTED_DIRTY | DIRTY_ON_DISK;
+      else {
+        this.table.state[slot]! &= ~PERSISTED_DIRTY;
+        stagedClean.push(slot);
+      }
     });
     const epoch = this.originEpoch;
     const originWritten = this.originWrittenSinceCommit;
@@ -590,16 +612,12 @@ export class CacheEngine implements BlockDevice {
     await this.store.writeStaged();
     await this.writeSuperblock({ commitSequence: sequence, originWritesUncommitted: this.intent !== 'clear' });
     await this.cacheDevice.flush();
-    for (const slot of staged) {
-      if (this.recordDirty(slot)) this.table.state[slot]! |= PERSISTED_DIRTY;
-      else this.table.state[slot]! &= ~PERSISTED_DIRTY;
+    // Commits are serialised, so nothing was staged since: the clean records are now the latest on disk.
+    for (const slot of stagedClean) {
+      if (!this.table.has(slot, PERSISTED_DIRTY)) this.table.state[slot]! &= ~DIRTY_ON_DISK;
     }
-    this.table.releaseDeferred((slot) => this.table.has(slot, PERSISTED_DIRTY));
+    this.table.releaseDeferred();
     this.stats.commits++;
-  }
-
-  private recordDirty(slot: number): boolean {
-    return this.table.has(slot, VALID) && this.table.has(slot, DIRTY);
   }
 
   private recordOf(slot: number, sequence: number): MetadataRecord {

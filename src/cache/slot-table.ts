@@ -6,11 +6,15 @@
 //   VALID           holds originOf[slot]; readable
 //   DIRTY           newer than the origin (writeback mode only)
 //   RESERVED        allocated to originOf[slot], data being written (not yet readable)
-//   PERSISTED_DIRTY the on-disk record says dirty: the slot may not be reused
-//                   for another block until a commit records it otherwise
+//   PERSISTED_DIRTY the latest staged record says dirty (so a write to the
+//                   dirty block needs no new record)
+//   DIRTY_ON_DISK   a dirty record of this slot may be on disk: the slot may not
+//                   be reused for another block until a commit that records it
+//                   otherwise has completed
 //   PENDING         the on-disk record differs from memory; in the pending list
 //   HAS_CRC         dataCrc[slot] is the checksum of the slot's current data
-//   FREE_AFTER_COMMIT  emptied while PERSISTED_DIRTY; freed by the next commit
+//   FREE_AFTER_COMMIT  emptied while DIRTY_ON_DISK; freed by the commit that clears it
+//   FREE            in its set's free list
 //
 //        allocate              data written
 //   FREE ---------> RESERVED ---------------> VALID (clean | DIRTY)
@@ -27,10 +31,13 @@ export const PERSISTED_DIRTY = 8;
 export const PENDING = 16;
 export const HAS_CRC = 32;
 export const FREE_AFTER_COMMIT = 64;
+export const DIRTY_ON_DISK = 256;
+/** In its set's free list (guards against freeing a slot twice). */
+export const FREE = 128;
 
 export class SlotTable {
   readonly originOf: Float64Array;
-  readonly state: Uint8Array;
+  readonly state: Uint16Array;
   readonly dataCrc: Uint32Array;
   /** Per set: free slots are freeStack[first .. first + freeCount[set]). */
   private readonly freeStack: Uint32Array;
@@ -45,7 +52,7 @@ export class SlotTable {
   constructor(readonly mapping: SetMapping) {
     const blocks = mapping.cacheBlocks;
     this.originOf = new Float64Array(blocks);
-    this.state = new Uint8Array(blocks);
+    this.state = new Uint16Array(blocks);
     this.dataCrc = new Uint32Array(blocks);
     this.freeStack = new Uint32Array(blocks);
     this.freeCount = new Uint32Array(mapping.sets);
@@ -64,7 +71,8 @@ export class SlotTable {
 
   /** Adds a slot to its set's free list (state must be empty of data bits). */
   pushFree(slot: number): void {
-    assert((this.state[slot]! & (VALID | RESERVED | PERSISTED_DIRTY | DIRTY)) === 0, `freeing busy slot ${slot}`);
+    assert((this.state[slot]! & (VALID | RESERVED | DIRTY_ON_DISK | DIRTY | FREE)) === 0, `freeing busy or free slot ${slot}`);
+    this.state[slot]! |= FREE;
     const set = this.mapping.setOfCacheBlock(slot);
     const first = this.mapping.firstBlockOf(set);
     assert(this.freeCount[set]! < this.mapping.assoc);
@@ -77,7 +85,10 @@ export class SlotTable {
     const count = this.freeCount[set]!;
     if (count === 0) return -1;
     this.freeCount[set] = count - 1;
-    return this.freeStack[this.mapping.firstBlockOf(set) + count - 1]!;
+    const slot = this.freeStack[this.mapping.firstBlockOf(set) + count - 1]!;
+    assert(this.has(slot, FREE), 'free list holds a slot not marked free');
+    this.state[slot]! &= ~FREE;
+    return slot;
   }
 
   freeSlots(set: number): number {
@@ -125,11 +136,11 @@ export class SlotTable {
     this.freeAfterCommitList.push(slot);
   }
 
-  /** After a commit: slots emptied while persisted-dirty whose empty record is now on disk. */
-  releaseDeferred(isStillPersistedDirty: (slot: number) => boolean): void {
+  /** After a commit: slots emptied while a dirty record was on disk, now recorded otherwise. */
+  releaseDeferred(): void {
     const keep: number[] = [];
     for (const slot of this.freeAfterCommitList) {
-      if (isStillPersistedDirty(slot)) keep.push(slot);
+      if (this.has(slot, DIRTY_ON_DISK)) keep.push(slot);
       else {
         this.state[slot]! &= ~FREE_AFTER_COMMIT;
         this.pushFree(slot);

@@ -8,6 +8,7 @@
 //   shutdown     clean | crash                               (superblock flag)
 //   originWrites the superblock says origin writes may have happened since the last
 //                commit (so a clean copy may differ from the origin)
+//   originChanged the origin's identity changed while the cache was offline
 //   dataCrc      match | mismatch | unknown                  (clean records only)
 //
 // Why: dirty records are the only copy of acknowledged data, so they are kept
@@ -25,6 +26,7 @@ export interface RecoveryInput {
   readonly superseded: boolean;
   readonly cleanShutdown: boolean;
   readonly originWrites: boolean;
+  readonly originChanged: boolean;
   readonly dataCrc: DataCrcState;
 }
 
@@ -41,7 +43,7 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
     case 'dirty':
       return input.superseded ? 'free' : 'keep-dirty';
     case 'clean':
-      if (input.superseded) return 'free';
+      if (input.superseded || input.originChanged) return 'free';
       if (input.cleanShutdown) return 'keep-clean';
       if (input.originWrites) return 'free';
       if (input.dataCrc === 'unknown') return 'check-data';

@@ -1,0 +1,210 @@
+// Creating and opening caches: format a cache device for an origin; open one,
+// check its origin, recover its mapping (docs/DURABILITY.md, recovery table)
+// and hand back a running engine.
+import { BlockDevice } from '../devices/block-device.js';
+import { computeLayout } from '../format/layout.js';
+import { CacheMode, Superblock, fitName } from '../format/superblock.js';
+import { RECORD_DIRTY, RECORD_VALID, RECORD_DATA_CRC } from '../format/record.js';
+import { MetadataStore, newUuid, readSuperblock } from '../metadata/metadata-store.js';
+import { decideRecovery, recordRank, RecordState } from '../metadata/recovery.js';
+import { compareIdentity, fingerprintOrigin, OriginLocation } from '../metadata/origin-identity.js';
+import { createPolicy, DEFAULT_POLICY } from '../policies/registry.js';
+import { BlockcacheError, isBlockcacheError } from '../stdx/errors.js';
+import { crc32c } from '../stdx/checksum.js';
+import { BlockIndex } from './block-index.js';
+import { CacheEngine } from './engine.js';
+import { CleanerSettings } from './cleaner.js';
+import { SetMapping } from './set-mapping.js';
+import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, SlotTable, VALID } from './slot-table.js';
+import { ASSOC_DEFAULT, BLOCK_BYTES_DEFAULT } from '../constants.js';
+
+export interface CreateOptions {
+  readonly cache: BlockDevice;
+  readonly origin: BlockDevice;
+  readonly originLocation: OriginLocation;
+  readonly mode?: CacheMode;
+  readonly blockBytes?: number;
+  readonly assoc?: number | 'full';
+  readonly policy?: string;
+  readonly force?: boolean;
+  readonly discardDirty?: boolean;
+}
+
+/** Formats `cache` for `origin`. Refuses an existing cache unless forced, and dirty data unless discarded. */
+export async function createCache(options: CreateOptions): Promise<Superblock> {
+  await refuseExisting(options);
+  const blockBytes = options.blockBytes ?? BLOCK_BYTES_DEFAULT;
+  const layout = computeLayout(options.cache.sizeBytes, blockBytes, options.assoc ?? ASSOC_DEFAULT);
+  const policy = options.policy ?? DEFAULT_POLICY;
+  createPolicy(policy, { cacheBlocks: 1, assoc: 1 }); // validates the name
+  if (options.origin.sizeBytes === 0) throw new BlockcacheError('BAD_ARGUMENT', `origin ${options.origin.name} is empty`);
+  const superblock: Superblock = {
+    uuid: newUuid(), sequence: 0, commitSequence: 0,
+    blockBytes, assoc: layout.assoc, assocFull: layout.assoc === layout.cacheBlocks && options.assoc === 'full',
+    cacheBlocks: layout.cacheBlocks, metadataOffsetBytes: layout.metadataOffsetBytes, dataOffsetBytes: layout.dataOffsetBytes,
+    cacheDeviceBytes: options.cache.sizeBytes, mode: options.mode ?? 'writethrough', policy,
+    cleanShutdown: true, originWritesUncommitted: false,
+    origin: {
+      sizeBytes: options.origin.sizeBytes, name: fitName(options.originLocation.name),
+      deviceId: options.originLocation.deviceId, inode: options.originLocation.inode,
+      fingerprint: await fingerprintOrigin(options.origin), fingerprintValid: true,
+    },
+  };
+  const fixed = { ...superblock, assocFull: layout.assoc === layout.cacheBlocks };
+  await MetadataStore.format(options.cache, layout, fixed);
+  return fixed;
+}
+
+async function refuseExisting(options: CreateOptions): Promise<void> {
+  let existing: Superblock;
+  try {
+    existing = (await readSuperblock(options.cache)).superblock;
+  } catch (error) {
+    if (isBlockcacheError(error, 'NOT_A_CACHE')) return;
+    if (isBlockcacheError(error) && options.force && options.discardDirty) return;
+    if (isBlockcacheError(error)) {
+      throw new BlockcacheError('EXISTS', `${options.cache.name} holds a damaged or newer blockcache superblock (${error.message}); use --force --discard-dirty to overwrite it`);
+    }
+    throw error;
+  }
+  if (!options.force) {
+    throw new BlockcacheError('EXISTS', `${options.cache.name} already holds a blockcache cache (use --force to overwrite a cache with no dirty data)`);
+  }
+  if (options.discardDirty) return;
+  const store = await MetadataStore.open(options.cache, existing);
+  const dirty = countDirty(store, existing.cacheBlocks);
+  if (dirty > 0) {
+    throw new BlockcacheError('DIRTY_DATA', `${options.cache.name} holds ${dirty} dirty blocks not yet on the origin; run 'blockcache detach' first, or add --discard-dirty to lose them`);
+  }
+}
+
+function countDirty(store: MetadataStore, cacheBlocks: number): number {
+  let dirty = 0;
+  for (let slot = 0; slot < cacheBlocks; slot++) {
+    const record = store.decode(slot);
+    if (record.kind === 'record' && (record.flags & RECORD_DIRTY) !== 0) dirty++;
+  }
+  return dirty;
+}
+
+export interface OpenOptions {
+  readonly cache: BlockDevice;
+  readonly origin: BlockDevice;
+  readonly originLocation: OriginLocation;
+  /** The user named the origin explicitly (relocation allowed if its identity matches). */
+  readonly relocated?: boolean;
+  /** Serve dirty data over an origin whose identity changed. */
+  readonly force?: boolean;
+  readonly settings?: Partial<CleanerSettings>;
+  readonly commitIntervalMs?: number;
+  readonly log?: (line: string) => void;
+  readonly progress?: (phase: string, done: number, total: number) => void;
+}
+
+export interface RecoveryReport {
+  readonly cleanShutdown: boolean;
+  readonly keptClean: number;
+  readonly keptDirty: number;
+  readonly freed: number;
+  readonly corruptRecords: number;
+  readonly damagedSuperblockCopies: number;
+  readonly originChanged: boolean;
+}
+
+/** Opens a cache: checks the origin, recovers the mapping, marks the cache in use. */
+export async function openCache(options: OpenOptions): Promise<{ engine: CacheEngine; report: RecoveryReport }> {
+  const { superblock, damagedCopies } = await readSuperblock(options.cache);
+  const fingerprint = superblock.origin.fingerprintValid ? await fingerprintOrigin(options.origin) : undefined;
+  const verdict = compareIdentity(superblock.origin, options.originLocation, options.origin.sizeBytes, fingerprint, options.relocated ?? false);
+  if (verdict.kind === 'wrong-size') throw new BlockcacheError('ORIGIN_MISMATCH', verdict.message);
+  const store = await MetadataStore.open(options.cache, superblock, (done, total) => options.progress?.('metadata', done, total));
+  const originChanged = verdict.kind === 'changed';
+  if (originChanged && !options.force && countDirty(store, superblock.cacheBlocks) > 0) {
+    throw new BlockcacheError('ORIGIN_MISMATCH', `${verdict.message}; the cache holds dirty blocks for the old origin, so it will not serve them over this one (use --force to serve anyway)`);
+  }
+  const mapping = new SetMapping(superblock.cacheBlocks, superblock.assoc);
+  const table = new SlotTable(mapping);
+  const index = new BlockIndex(superblock.cacheBlocks, (slot) => table.originOf[slot]!);
+  const policy = createPolicy(superblock.policy, { cacheBlocks: superblock.cacheBlocks, assoc: superblock.assoc });
+  const counts = await recover(options, store, superblock, table, index, originChanged && !options.force);
+  for (let slot = 0; slot < superblock.cacheBlocks; slot++) {
+    if (table.has(slot, VALID)) {
+      index.insert(table.originOf[slot]!, slot);
+      policy.insert(slot, table.originOf[slot]!);
+    } else table.pushFree(slot);
+  }
+  // Mark the cache in use before serving: from now on a crash is detectable.
+  await store.writeStaged();
+  await options.cache.flush();
+  await store.updateSuperblock({ cleanShutdown: false, origin: { ...superblock.origin, fingerprintValid: false } });
+  await options.cache.flush();
+  const engine = new CacheEngine({ cache: options.cache, origin: options.origin, store, table, index, policy,
+    settings: options.settings, commitIntervalMs: options.commitIntervalMs, log: options.log });
+  return { engine, report: { ...counts, cleanShutdown: superblock.cleanShutdown, damagedSuperblockCopies: damagedCopies, originChanged } };
+}
+
+/** Applies the recovery decision table to every record; rewrites freed records as empty. */
+async function recover(
+  options: OpenOptions, store: MetadataStore, superblock: Superblock, table: SlotTable, index: BlockIndex, dropClean: boolean,
+): Promise<{ keptClean: number; keptDirty: number; freed: number; corruptRecords: number }> {
+  const blocks = superblock.cacheBlocks;
+  const rank = new Map<number, { slot: number; rank: number }>();
+  const states: RecordState[] = new Array(blocks);
+  let corruptRecords = 0;
+  let maxSequence = superblock.commitSequence;
+  for (let slot = 0; slot < blocks; slot++) {
+    const record = store.decode(slot);
+    if (record.kind !== 'record') {
+      states[slot] = record.kind;
+      if (record.kind === 'corrupt') corruptRecords++;
+      continue;
+    }
+    const valid = (record.flags & RECORD_VALID) !== 0;
+    states[slot] = !valid ? 'invalid' : (record.flags & RECORD_DIRTY) !== 0 ? 'dirty' : 'clean';
+    table.originOf[slot] = record.originBlock;
+    table.dataCrc[slot] = (record.flags & RECORD_DATA_CRC) !== 0 ? record.dataCrc : 0;
+    if ((record.flags & RECORD_DATA_CRC) !== 0) table.state[slot]! |= HAS_CRC;
+    maxSequence = Math.max(maxSequence, record.sequence);
+    const recordRankValue = recordRank(record.sequence, valid);
+    const best = rank.get(record.originBlock);
+    if (!best || recordRankValue > best.rank) rank.set(record.originBlock, { slot, rank: recordRankValue });
+  }
+  const counts = { keptClean: 0, keptDirty: 0, freed: 0, corruptRecords };
+  const buffer = Buffer.allocUnsafe(superblock.blockBytes);
+  for (let slot = 0; slot < blocks; slot++) {
+    const record = states[slot]!;
+    const superseded = record !== 'empty' && record !== 'corrupt' && rank.get(table.originOf[slot]!)?.slot !== slot;
+    const input = { record, superseded, cleanShutdown: superblock.cleanShutdown, originWrites: superblock.originWritesUncommitted, originChanged: dropClean, dataCrc: 'unknown' as const };
+    let decision = decideRecovery(input);
+    if (decision === 'check-data') {
+      if (!table.has(slot, HAS_CRC)) decision = 'free';
+      else {
+        await options.cache.read(buffer, superblock.dataOffsetBytes + slot * superblock.blockBytes);
+        decision = decideRecovery({ ...input, dataCrc: crc32c(buffer) === table.dataCrc[slot] ? 'match' : 'mismatch' });
+      }
+      options.progress?.('verify', slot + 1, blocks);
+    }
+    if (decision === 'keep-dirty') {
+      table.state[slot] = VALID | PERSISTED_DIRTY | DIRTY_ON_DISK;
+      table.setDirty(slot, true);
+      table.validCount++;
+      counts.keptDirty++;
+    } else if (decision === 'keep-clean') {
+      table.state[slot] = VALID | (table.state[slot]! & HAS_CRC);
+      table.validCount++;
+      counts.keptClean++;
+    } else {
+      if (record !== 'empty') {
+        store.stageEmpty(slot);
+        counts.freed++;
+      }
+      table.state[slot] = 0;
+      table.originOf[slot] = 0;
+    }
+  }
+  if (maxSequence > superblock.commitSequence) await store.updateSuperblock({ commitSequence: maxSequence });
+  void index;
+  return counts;
+}
+
+export { DIRTY };
