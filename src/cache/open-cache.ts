@@ -32,11 +32,11 @@ export interface CreateOptions {
 
 /** Formats `cache` for `origin`. Refuses an existing cache unless forced, and dirty data unless discarded. */
 export async function createCache(options: CreateOptions): Promise<Superblock> {
-  await refuseExisting(options);
   const blockBytes = options.blockBytes ?? BLOCK_BYTES_DEFAULT;
   const layout = computeLayout(options.cache.sizeBytes, blockBytes, options.assoc ?? ASSOC_DEFAULT);
   const policy = options.policy ?? DEFAULT_POLICY;
   createPolicy(policy, { cacheBlocks: 1, assoc: 1 }); // validates the name
+  await refuseExisting(options);
   if (options.origin.sizeBytes === 0) throw new BlockcacheError('BAD_ARGUMENT', `origin ${options.origin.name} is empty`);
   const superblock: Superblock = {
     uuid: newUuid(), sequence: 0, commitSequence: 0,
