@@ -84,7 +84,16 @@ export class CacheEngine implements BlockDevice {
   private intentSetting: Promise<void> | undefined;
   private originWritesInflight = 0;
   private originEpoch = 0;
-  private originWrittenSinceCommit = false;
+  /**
+   * Origin writes (client, trim, zero and writeback) finished so far, and how
+   * many of them the last origin flush issued by a commit covers. A flush covers
+   * only writes finished before it was issued, so a write still in flight when a
+   * commit flushes the origin leaves the counts apart and the next commit
+   * flushes again (a boolean reset at staging lost such writes: replay with the
+   * crash simulator, docs/DURABILITY.md).
+   */
+  private originWritesCompleted = 0;
+  private originWritesFlushed = 0;
   private commitTimer: NodeJS.Timeout | undefined;
   private readonly evictableCheck = (slot: number): boolean => this.isEvictable(slot);
 
@@ -167,6 +176,7 @@ export class CacheEngine implements BlockDevice {
         const start = first * this.blockBytes;
         const stop = Math.min(end * this.blockBytes, this.sizeBytes);
         await this.originOperation(() => this.origin.trim(start, stop - start));
+        await this.invalidateRange(first, end); // fills that raced the origin trim (see writeZeroes)
       }
       if (flags?.fua) await this.commit();
     } finally {
@@ -196,9 +206,16 @@ export class CacheEngine implements BlockDevice {
         }
       }
       if (end > first) {
-        await this.invalidateRange(first, end);
+        // Dirty blocks are zeroed in the cache, not dropped: an invalid record could be
+        // committed before the origin's zeroes are durable, and a crash would then bring
+        // back the origin's older data (found by the crash simulator, seed 20300).
+        await this.invalidateRange(first, end, true);
         await this.originOperation(() => this.origin.writeZeroes(wholeStart, wholeEnd - wholeStart,
           { noHole: flags?.noHole, fastZero: flags?.fastZero }));
+        // The blocks are not locked during the origin operation (a range can be the whole
+        // device), so a concurrent read miss may have cached the data from before it: drop
+        // such copies again before acknowledging (found by the crash simulator, seed 5047).
+        await this.invalidateRange(first, end, true);
       }
       if (flags?.fua) await this.commit();
     } finally {
@@ -541,7 +558,7 @@ export class CacheEngine implements BlockDevice {
     else this.table.pushFree(slot);
   }
 
-  private async invalidateRange(firstBlock: number, endBlock: number): Promise<void> {
+  private async invalidateRange(firstBlock: number, endBlock: number, zeroDirty = false): Promise<void> {
     // Walk the cached blocks rather than the range: TRIMs can cover the whole device.
     if (endBlock - firstBlock > this.index.size) {
       const victims: number[] = [];
@@ -549,20 +566,24 @@ export class CacheEngine implements BlockDevice {
         const originBlock = this.table.originOf[slot]!;
         if (this.table.has(slot, VALID | RESERVED) && originBlock >= firstBlock && originBlock < endBlock) victims.push(originBlock);
       }
-      for (const originBlock of victims) await this.invalidateBlock(originBlock);
+      for (const originBlock of victims) await this.invalidateBlock(originBlock, zeroDirty);
       return;
     }
     for (let originBlock = firstBlock; originBlock < endBlock; originBlock++) {
-      if (this.index.get(originBlock) >= 0 || this.locks.isBusy(originBlock)) await this.invalidateBlock(originBlock);
+      if (this.index.get(originBlock) >= 0 || this.locks.isBusy(originBlock)) await this.invalidateBlock(originBlock, zeroDirty);
     }
   }
 
-  private async invalidateBlock(originBlock: number): Promise<void> {
+  /** Drops the block's cached copy; with `zeroDirty`, a dirty copy is instead overwritten with zeroes and stays dirty. */
+  private async invalidateBlock(originBlock: number, zeroDirty: boolean): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
     try {
       const slot = this.index.get(originBlock);
-      if (slot >= 0 && this.table.has(slot, VALID)) this.invalidate(slot);
+      if (slot >= 0 && this.table.has(slot, VALID)) {
+        if (zeroDirty && this.table.has(slot, DIRTY)) await this.writebackHit(slot, 0, this.zeroes(this.blockLength(originBlock)));
+        else this.invalidate(slot);
+      }
     } finally {
       this.locks.release(originBlock, true);
     }
@@ -604,10 +625,14 @@ export class CacheEngine implements BlockDevice {
       }
     });
     const epoch = this.originEpoch;
-    const originWritten = this.originWrittenSinceCommit;
-    this.originWrittenSinceCommit = false;
-    await Promise.all([this.cacheDevice.flush(), originWritten ? this.origin.flush() : undefined]);
-    const clearIntent = this.intent === 'set' && this.originWritesInflight === 0 && this.originEpoch === epoch;
+    const originCompleted = this.originWritesCompleted;
+    // The intent may be cleared only if every origin operation started so far is covered by this flush:
+    // none in flight when it is issued, none started before it resolves.
+    const originQuiet = this.originWritesInflight === 0;
+    const flushOrigin = originCompleted !== this.originWritesFlushed;
+    await Promise.all([this.cacheDevice.flush(), flushOrigin ? this.origin.flush() : undefined]);
+    if (flushOrigin) this.originWritesFlushed = Math.max(this.originWritesFlushed, originCompleted);
+    const clearIntent = this.intent === 'set' && originQuiet && this.originEpoch === epoch;
     if (clearIntent) this.intent = 'clear';
     await this.store.writeStaged();
     await this.writeSuperblock({ commitSequence: sequence, originWritesUncommitted: this.intent !== 'clear' });
@@ -642,7 +667,7 @@ export class CacheEngine implements BlockDevice {
 
   private periodicCommit(): void {
     if (this.state !== 'running' && this.state !== 'degraded') return;
-    if (this.table.pendingRecords === 0 && !this.originWrittenSinceCommit) return;
+    if (this.table.pendingRecords === 0 && this.originWritesCompleted === this.originWritesFlushed) return;
     void this.commit().catch((error) => this.log(`periodic commit failed: ${(error as Error).message}`));
   }
 
@@ -690,12 +715,13 @@ export class CacheEngine implements BlockDevice {
 
   /** Writes back a dirty block's data; its dirty record is on disk, so no intent is needed. */
   async writebackWrite(source: Buffer, offsetBytes: number): Promise<void> {
-    this.originWrittenSinceCommit = true;
     try {
       await this.origin.write(source, offsetBytes);
     } catch (error) {
       this.stats.originErrors++;
       throw error;
+    } finally {
+      this.originWritesCompleted++; // a failed write may have landed in part: flush it too
     }
   }
 
@@ -704,13 +730,13 @@ export class CacheEngine implements BlockDevice {
     this.originWritesInflight++;
     try {
       await this.ensureIntent();
-      this.originWrittenSinceCommit = true;
       await operation();
     } catch (error) {
       this.stats.originErrors++;
       throw error;
     } finally {
       this.originWritesInflight--;
+      this.originWritesCompleted++;
     }
   }
 

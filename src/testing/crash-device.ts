@@ -44,7 +44,9 @@ export type CrashStyle = 'drop-all' | 'keep-all' | 'random';
 interface PendingSector {
   readonly writeId: number;
   readonly sector: number;
+  /** The write's sectors as they were after it landed; this sector is at `at`. */
   readonly content: Buffer;
+  readonly at: number;
 }
 
 export interface CrashDeviceStats {
@@ -131,20 +133,20 @@ export class CrashDevice implements BlockDevice {
     this.dead = true;
     const chosen: CrashStyle = style ?? (['drop-all', 'keep-all', 'random', 'random'] as const)[prng.below(4)]!;
     const image = Buffer.from(this.durable);
-    const bySector = new Map<number, Buffer[]>();
+    const bySector = new Map<number, PendingSector[]>();
     for (const entry of this.pending) {
       const versions = bySector.get(entry.sector);
-      if (versions) versions.push(entry.content);
-      else bySector.set(entry.sector, [entry.content]);
+      if (versions) versions.push(entry);
+      else bySector.set(entry.sector, [entry]);
     }
     for (const [sector, versions] of bySector) {
-      let pick: Buffer | undefined;
+      let pick: PendingSector | undefined;
       if (chosen === 'keep-all') pick = versions[versions.length - 1];
       else if (chosen === 'random') {
         const index = prng.below(versions.length + 1) - 1; // -1: the durable content
         pick = index >= 0 ? versions[index] : undefined;
       }
-      if (pick) pick.copy(image, sector * SECTOR_BYTES);
+      if (pick) pick.content.copy(image, sector * SECTOR_BYTES, pick.at, pick.at + SECTOR_BYTES);
     }
     this.pending = [];
     return new CrashDevice(this.sizeBytes, { ...this.options, prng: new Prng(prng.next()) }, image);
@@ -173,9 +175,11 @@ export class CrashDevice implements BlockDevice {
       apply(offsetBytes);
       const first = Math.floor(offsetBytes / SECTOR_BYTES);
       const end = Math.ceil((offsetBytes + lengthBytes) / SECTOR_BYTES);
+      // One copy per write (whole sectors: a sub-sector write rewrites its sector), shared by its sectors.
+      const content = Buffer.allocUnsafe((end - first) * SECTOR_BYTES);
+      this.current.copy(content, 0, first * SECTOR_BYTES, end * SECTOR_BYTES);
       for (let sector = first; sector < end; sector++) {
-        const start = sector * SECTOR_BYTES;
-        this.pending.push({ writeId, sector, content: Buffer.from(this.current.subarray(start, start + SECTOR_BYTES)) });
+        this.pending.push({ writeId, sector, content, at: (sector - first) * SECTOR_BYTES });
       }
     }
     await this.latency();
@@ -190,7 +194,7 @@ export class CrashDevice implements BlockDevice {
     const lastDurable = new Map<number, number>();
     this.pending.forEach((entry, index) => {
       if (!writes.has(entry.writeId)) return;
-      entry.content.copy(this.durable, entry.sector * SECTOR_BYTES);
+      entry.content.copy(this.durable, entry.sector * SECTOR_BYTES, entry.at, entry.at + SECTOR_BYTES);
       lastDurable.set(entry.sector, index);
     });
     this.pending = this.pending.filter((entry, index) =>

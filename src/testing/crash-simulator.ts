@@ -51,6 +51,8 @@ export interface SimulationOptions {
   readonly opsPerCycle?: number;
   readonly crashCycles?: number;
   readonly canary?: CanaryName;
+  /** Caps the origin size (2 to 4 MiB otherwise): smaller runs faster, as in the test suite. */
+  readonly originMiBMax?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -90,8 +92,23 @@ export function fillSector(target: Buffer, at: number, sector: number, version: 
   target.writeUInt32LE(sectorChecksum(target, at), at + 12);
 }
 
+/** CRC-32C of the payload, seeded with the header's fields (one native call per sector). */
 function sectorChecksum(source: Buffer, at: number): number {
-  return crc32c(source.subarray(at + 16, at + SECTOR_BYTES), crc32c(source.subarray(at, at + 12)));
+  const seed = (source.readUInt32LE(at) ^ Math.imul(source.readUInt32LE(at + 4), 0x9e3779b1) ^ Math.imul(source.readUInt32LE(at + 8), 0x85ebca6b)) >>> 0;
+  return crc32c(source.subarray(at + 16, at + SECTOR_BYTES), seed);
+}
+
+/** Initial origin images by size: every sector at version 0 (built once per size: the simulator runs many seeds). */
+const initialImages = new Map<number, Buffer>();
+
+function initialImage(originBytes: number): Buffer {
+  let image = initialImages.get(originBytes);
+  if (!image) {
+    image = Buffer.alloc(originBytes);
+    for (let sector = 0; sector < originBytes / SECTOR_BYTES; sector++) fillSector(image, sector * SECTOR_BYTES, sector, VERSION_INITIAL);
+    initialImages.set(originBytes, image);
+  }
+  return image;
 }
 
 /** ZERO, a version (>= 0) of `sector`, or a description of what is wrong. */
@@ -189,9 +206,9 @@ interface Config {
   concurrencyMax: number;
 }
 
-function chooseConfig(random: Prng): Config {
+function chooseConfig(random: Prng, originMiBMax: number): Config {
   const blockBytes = random.chance(0.5) ? 4096 : 16384;
-  const originBytes = (2 + random.below(3)) * MiB;
+  const originBytes = Math.min(2 + random.below(3), originMiBMax) * MiB;
   const originBlocks = originBytes / blockBytes;
   const cacheBlocks = Math.max(8, Math.floor(originBlocks / (4 + random.below(12))));
   const assocChoices: Array<number | 'full'> = [1, 2, 4, 8, 'full'];
@@ -229,7 +246,7 @@ export class CrashSimulation {
 
   constructor(private readonly options: SimulationOptions) {
     this.random = new Prng(options.seed);
-    this.config = chooseConfig(this.random);
+    this.config = chooseConfig(this.random, options.originMiBMax ?? 4);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
     this.log = options.log ?? (() => {});
   }
@@ -278,9 +295,7 @@ export class CrashSimulation {
 
   private async setUp(): Promise<void> {
     const c = this.config;
-    const image = Buffer.alloc(c.originBytes);
-    for (let sector = 0; sector < this.model.sectors; sector++) fillSector(image, sector * SECTOR_BYTES, sector, VERSION_INITIAL);
-    this.origin = new CrashDevice(c.originBytes, this.deviceOptions('sim-origin'), image);
+    this.origin = new CrashDevice(c.originBytes, this.deviceOptions('sim-origin'), initialImage(c.originBytes));
     const cacheBytes = dataOffsetFor(c.cacheBlocks, c.blockBytes) + c.cacheBlocks * c.blockBytes;
     this.cache = new CrashDevice(cacheBytes, this.deviceOptions('sim-cache'));
     await createCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'), originLocation: LOCATION,
@@ -361,15 +376,31 @@ export class CrashSimulation {
       inflight.add(tracked);
       if (this.random.chance(0.3)) await this.turns(this.random.below(8));
     }
+    // Sometimes the power fails during a clean shutdown (after the requests drain).
+    const closing = this.random.chance(0.15);
+    if (closing) void this.engine.close().catch(() => {});
     // Let some requests finish, some stay in flight; then lose power.
-    await this.turns(this.random.below(64));
+    await this.turns(this.random.below(closing ? 400 : 64));
     const crashRandom = new Prng(this.random.next());
     const cachePending = this.cache.pendingSectors;
     const originPending = this.origin.pendingSectors;
     this.cache = this.cache.crash(crashRandom);
     this.origin = this.origin.crash(crashRandom);
     this.tornSectors += cachePending + originPending;
-    this.log(`cycle ${cycle}: crash after ${ops} requests, ${inflight.size} in flight, ${cachePending}+${originPending} sectors pending`);
+    this.log(`cycle ${cycle}: crash after ${ops} requests${closing ? ' during close' : ''}, ${inflight.size} in flight, ${cachePending}+${originPending} sectors pending`);
+  }
+
+  /** Sometimes the power fails again while recovery runs: recovery must survive its own crash. */
+  private async maybeCrashDuringRecovery(): Promise<void> {
+    if (!this.random.chance(0.2)) return;
+    const attempt = openCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'),
+      originLocation: LOCATION, commitIntervalMs: 0 });
+    attempt.catch(() => {});
+    await this.turns(this.random.below(300));
+    const crashRandom = new Prng(this.random.next());
+    this.cache = this.cache.crash(crashRandom);
+    this.origin = this.origin.crash(crashRandom);
+    this.log(`cycle ${this.cycle}: crash during recovery`);
   }
 
   private async turns(count: number): Promise<void> {
@@ -491,6 +522,7 @@ export class CrashSimulation {
 
   /** Recovery, then every sector must read as an entry allowed by rules 1 and 2; what it reads becomes the expectation. */
   private async recoverAndVerify(): Promise<void> {
+    await this.maybeCrashDuringRecovery();
     await this.open('crash');
     const model = this.model;
     const image = await this.readEverything('post-crash read');

@@ -1,6 +1,6 @@
 // The crash simulator's command line (npm run sim -- --seeds N):
 //
-//   node dist/src/testing/sim-main.js --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--verbose]
+//   node dist/src/testing/sim-main.js --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--origin-mib-max N] [--verbose]
 //
 // Runs seeds S .. S+N-1 (S defaults to a random start, printed so it can be
 // replayed; --seed S alone runs that one seed). Prints one line per failing
@@ -14,11 +14,12 @@ interface Arguments {
   ops: number | undefined;
   cycles: number | undefined;
   canary: CanaryName | undefined;
+  originMiBMax: number | undefined;
   verbose: boolean;
 }
 
 function parse(argv: string[]): Arguments {
-  const result: Arguments = { seeds: 1, seed: undefined, ops: undefined, cycles: undefined, canary: undefined, verbose: false };
+  const result: Arguments = { seeds: 1, seed: undefined, ops: undefined, cycles: undefined, canary: undefined, originMiBMax: undefined, verbose: false };
   let seedsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i]!;
@@ -44,9 +45,10 @@ function parse(argv: string[]): Arguments {
         result.canary = canary as CanaryName;
         break;
       }
+      case '--origin-mib-max': result.originMiBMax = integer(); break;
       case '--verbose': result.verbose = true; break;
       case '--help':
-        console.log('usage: sim-main --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--verbose]');
+        console.log('usage: sim-main --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--origin-mib-max N] [--verbose]');
         console.log(`canaries: ${CANARIES.join(', ')}`);
         process.exit(0);
       // falls through (exit does not return)
@@ -73,7 +75,7 @@ async function main(): Promise<number> {
   let recoveredDirty = 0;
   for (let seed = start; seed < start + args.seeds; seed++) {
     const result = await runSimulation({
-      seed, opsPerCycle: args.ops, crashCycles: args.cycles, canary: args.canary,
+      seed, opsPerCycle: args.ops, crashCycles: args.cycles, canary: args.canary, originMiBMax: args.originMiBMax,
       log: args.verbose ? (line) => console.log(`  seed ${seed}: ${line}`) : undefined,
     });
     cycles += result.cycles;
@@ -82,7 +84,7 @@ async function main(): Promise<number> {
     if (result.violations.length > 0) {
       failing++;
       const extra = [args.ops !== undefined ? ` --ops ${args.ops}` : '', args.cycles !== undefined ? ` --cycles ${args.cycles}` : '',
-        args.canary ? ` --canary ${args.canary}` : ''].join('');
+        args.canary ? ` --canary ${args.canary}` : '', args.originMiBMax !== undefined ? ` --origin-mib-max ${args.originMiBMax}` : ''].join('');
       console.log(`FAIL seed ${seed} (${result.config})`);
       for (const violation of result.violations) console.log(`  ${violation}`);
       console.log(`  replay: node dist/src/testing/sim-main.js --seeds 1 --seed ${seed}${extra}`);
