@@ -30,9 +30,11 @@ import { BlockLocks } from './block-locks.js';
 import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
-import { Cleaner, CleanerSettings } from './cleaner.js';
+import { Cleaner, CleanerSettings, Clock } from './cleaner.js';
+import { SequentialDetector } from './sequential-detector.js';
+import { createPolicy } from '../policies/registry.js';
 import { fingerprintOrigin } from '../metadata/origin-identity.js';
-import { REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX } from '../constants.js';
+import { REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT } from '../constants.js';
 
 /** Block buffers kept in the pool between misses. */
 const BUFFER_POOL_KEEP = 256;
@@ -51,6 +53,10 @@ export interface EngineParts {
   readonly settings?: Partial<CleanerSettings>;
   readonly commitIntervalMs?: number;
   readonly log?: (line: string) => void;
+  /** Monotonic milliseconds for time-based cleaning (default performance.now). */
+  readonly clock?: Clock;
+  /** Request streams at least this long bypass the cache (0 = never). */
+  readonly sequentialCutoffBytes?: number;
 }
 
 type IntentState = 'clear' | 'setting' | 'set';
@@ -72,6 +78,15 @@ export class CacheEngine implements BlockDevice {
   policy: ReplacementPolicy;
   mode: CacheMode;
   state: EngineState = 'running';
+  /**
+   * Sequential bypass (flashcache skip_seq_thresh, bcache sequential_cutoff):
+   * once a stream of requests reaches this many bytes, its reads of uncached
+   * blocks go to the origin without filling the cache and its writes go around
+   * the cache (clean copies dropped, dirty copies updated in place). 0 = off.
+   */
+  sequentialCutoffBytes: number;
+  private readonly readStreams = new SequentialDetector();
+  private readonly writeStreams = new SequentialDetector();
   private readonly pool: BufferPool;
   private readonly dataOffsetBytes: number;
   private readonly log: (line: string) => void;
@@ -115,7 +130,8 @@ export class CacheEngine implements BlockDevice {
     this.pool = new BufferPool(this.blockBytes, BUFFER_POOL_KEEP);
     this.log = parts.log ?? (() => {});
     this.intent = superblock.originWritesUncommitted ? 'set' : 'clear';
-    this.cleaner = new Cleaner(this, parts.settings);
+    this.cleaner = new Cleaner(this, parts.settings, parts.clock);
+    this.sequentialCutoffBytes = parts.sequentialCutoffBytes ?? SEQUENTIAL_CUTOFF_BYTES_DEFAULT;
     const interval = parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT;
     if (interval > 0) {
       this.commitTimer = setInterval(() => this.periodicCommit(), interval);
@@ -131,8 +147,9 @@ export class CacheEngine implements BlockDevice {
     try {
       this.stats.reads++;
       this.stats.bytesRead += target.length;
+      const bypass = this.readStreams.observe(offsetBytes, target.length, this.sequentialCutoffBytes);
       await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
-        this.readBlock(originBlock, inner, target.subarray(at, at + length)));
+        this.readBlock(originBlock, inner, target.subarray(at, at + length), bypass));
     } finally {
       this.leave();
     }
@@ -144,8 +161,9 @@ export class CacheEngine implements BlockDevice {
     try {
       this.stats.writes++;
       this.stats.bytesWritten += source.length;
+      const bypass = this.writeStreams.observe(offsetBytes, source.length, this.sequentialCutoffBytes);
       await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
-        this.writeBlock(originBlock, inner, source.subarray(at, at + length)));
+        this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass));
       if (flags?.fua) await this.commit();
     } finally {
       this.leave();
@@ -265,19 +283,71 @@ export class CacheEngine implements BlockDevice {
     this.state = 'stopped';
   }
 
-  /** Writes every dirty block back to the origin (flush command, detach). */
-  async writebackAll(progress?: (dirtyBlocks: number) => void): Promise<void> {
+  /** Writes every dirty block back to the origin (flush command, detach); `signal` stops it early. */
+  async writebackAll(progress?: (dirtyBlocks: number) => void, signal?: AbortSignal): Promise<void> {
     this.enter();
     try {
-      await this.cleaner.writebackAll(progress);
+      await this.cleaner.writebackAll(progress, signal);
     } finally {
       this.leave();
     }
   }
 
+  /**
+   * Replaces the replacement policy, keeping every cached block: the new policy
+   * is built and told about every VALID slot synchronously (no request can see
+   * it half-built), then the choice is persisted so a restart keeps it.
+   * Reserved slots join it when their fill completes (complete() inserts).
+   */
+  async setPolicy(name: string): Promise<void> {
+    const policy = createPolicy(name, { cacheBlocks: this.mapping.cacheBlocks, assoc: this.mapping.assoc });
+    for (let slot = 0; slot < this.mapping.cacheBlocks; slot++) {
+      if (this.table.has(slot, VALID)) policy.insert(slot, this.table.originOf[slot]!);
+    }
+    this.policy = policy;
+    await this.writeSuperblock({ policy: name });
+    await this.cacheDevice.flush();
+  }
+
+  /**
+   * Switches the write mode and persists it. Leaving writeback, the order keeps
+   * rule 4 (dirty data is never dropped) and never persists a non-writeback
+   * mode while a dirty block exists:
+   *   1. this.mode = target: from now on no write makes a block dirty (a write
+   *      to a block that is still dirty updates it in the cache: writeBlock);
+   *   2. writebackAll(): cleans every dirty block, including those written to
+   *      during it, until none is left;
+   *   3. only then the superblock records the new mode.
+   * If writeback fails, the mode returns to writeback and the error is thrown.
+   * Callers serialise switches (src/control/settings.ts).
+   */
+  async setMode(mode: CacheMode): Promise<void> {
+    if (this.mode === 'writeback' && mode !== 'writeback') {
+      this.mode = mode;
+      try {
+        await this.writebackAll();
+        if (this.table.dirtyCount !== 0) throw new BlockcacheError('EIO', `${this.table.dirtyCount} dirty blocks are left after writeback`);
+      } catch (error) {
+        this.mode = 'writeback';
+        this.cleaner.noteDirty();
+        throw error;
+      }
+    } else this.mode = mode;
+    await this.writeSuperblock({ mode });
+    await this.cacheDevice.flush();
+  }
+
+  /** Changes the sequential cutoff (0 = off); streams seen so far are forgotten. */
+  setSequentialCutoff(bytes: number): void {
+    assert(Number.isSafeInteger(bytes) && bytes >= 0);
+    this.sequentialCutoffBytes = bytes;
+    this.readStreams.reset();
+    this.writeStreams.reset();
+  }
+
   // ---- per-block paths --------------------------------------------------------
 
-  private async readBlock(originBlock: number, inner: number, target: Buffer): Promise<void> {
+  private async readBlock(originBlock: number, inner: number, target: Buffer, bypass = false): Promise<void> {
     const wait = this.locks.acquire(originBlock, false);
     if (wait) await wait;
     let slot = this.index.get(originBlock);
@@ -299,7 +369,10 @@ export class CacheEngine implements BlockDevice {
         return;
       }
       this.stats.readMisses++;
-      slot = this.allocate(originBlock);
+      // A bypassed read is served from the origin only for a block not in the cache (checked
+      // under its exclusive lock above), so it can never return data older than a cached copy.
+      if (bypass) this.stats.sequentialBypassReads++;
+      slot = bypass ? -1 : this.allocate(originBlock);
       if (slot < 0) {
         this.stats.uncachedReads++;
         await this.originRead(target, originBlock * this.blockBytes + inner);
@@ -358,13 +431,28 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
-  private async writeBlock(originBlock: number, inner: number, data: Buffer): Promise<void> {
+  private async writeBlock(originBlock: number, inner: number, data: Buffer, bypass = false): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
     try {
       const slot = this.index.get(originBlock);
       if (slot >= 0) this.stats.writeHits++;
       else this.stats.writeMisses++;
+      if (slot >= 0 && this.table.has(slot, DIRTY)) {
+        // A dirty copy is newer than the origin in its other bytes: it is updated in the cache
+        // in every mode. A switch away from writeback may still be cleaning (setMode), and a
+        // bypassed write must never leave a stale dirty copy behind.
+        await this.writebackHit(slot, inner, data);
+        return;
+      }
+      if (bypass) {
+        // Around the cache, as in writearound: the clean copy is dropped, the origin written
+        // through originWrite (intent first, so recovery distrusts clean copies after a crash).
+        this.stats.sequentialBypassWrites++;
+        if (slot >= 0) this.invalidate(slot);
+        await this.originWrite(data, originBlock * this.blockBytes + inner);
+        return;
+      }
       switch (this.mode) {
         case 'writeback':
           await (slot >= 0 ? this.writebackHit(slot, inner, data) : this.writebackMiss(originBlock, inner, data));
@@ -658,10 +746,17 @@ export class CacheEngine implements BlockDevice {
     };
   }
 
-  /** Superblock writes are serialised: each goes to the next copy with a higher sequence. */
+  /**
+   * Superblock writes are serialised: each goes to the next copy with a higher sequence.
+   * The next write may start only once this one is durable: the two copies protect
+   * against a torn write only if the copy not being written is on disk. Without the
+   * flush, an intent write chained right after a commit's superblock write left both
+   * copies unflushed at once, and a crash could tear both (crash simulator, seed 100398).
+   * Callers still flush after the write they wait for; this flush only orders the chain.
+   */
   writeSuperblock(changes: Partial<Superblock>): Promise<Superblock> {
     const next = this.superblockChain.then(() => this.store.updateSuperblock(changes));
-    this.superblockChain = next.catch(() => {});
+    this.superblockChain = next.then(() => this.cacheDevice.flush()).catch(() => {});
     return next;
   }
 
