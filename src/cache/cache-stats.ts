@@ -13,6 +13,9 @@ export class CacheStats {
   writebackBytes = 0;
   uncachedReads = 0;
   uncachedWrites = 0;
+  /** Block reads and writes that bypassed the cache as part of a sequential stream. */
+  sequentialBypassReads = 0;
+  sequentialBypassWrites = 0;
   noRoom = 0;
   invalidations = 0;
   flushes = 0;
@@ -23,6 +26,8 @@ export class CacheStats {
   cacheReadErrors = 0;
   cacheWriteErrors = 0;
   originErrors = 0;
+  /** Reads of clean cached blocks served from the origin because the cache is degraded. */
+  degradedReads = 0;
   bytesRead = 0;
   bytesWritten = 0;
 

@@ -31,6 +31,7 @@ import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
 import { Cleaner, CleanerSettings, Clock } from './cleaner.js';
+import { ErrorBudget, ERRORS_TO_DEGRADE, ERRORS_TO_RECOVER } from './error-budget.js';
 import { SequentialDetector } from './sequential-detector.js';
 import { createPolicy } from '../policies/registry.js';
 import { fingerprintOrigin } from '../metadata/origin-identity.js';
@@ -88,6 +89,7 @@ export class CacheEngine implements BlockDevice {
   private readonly readStreams = new SequentialDetector();
   private readonly writeStreams = new SequentialDetector();
   private readonly pool: BufferPool;
+  private readonly errorBudget = new ErrorBudget();
   private readonly dataOffsetBytes: number;
   private readonly log: (line: string) => void;
   private inflightRequests = 0;
@@ -353,7 +355,7 @@ export class CacheEngine implements BlockDevice {
     let slot = this.index.get(originBlock);
     if (slot >= 0 && this.table.has(slot, VALID)) {
       try {
-        await this.readHit(slot, inner, target);
+        await this.readHit(slot, originBlock, inner, target, false);
       } finally {
         this.locks.release(originBlock, false);
       }
@@ -365,7 +367,7 @@ export class CacheEngine implements BlockDevice {
     try {
       slot = this.index.get(originBlock);
       if (slot >= 0 && this.table.has(slot, VALID)) {
-        await this.readHit(slot, inner, target);
+        await this.readHit(slot, originBlock, inner, target, true);
         return;
       }
       this.stats.readMisses++;
@@ -384,10 +386,28 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
-  private async readHit(slot: number, inner: number, target: Buffer): Promise<void> {
+  /**
+   * Serves a cached block. A clean copy that cannot be read (or any clean copy
+   * while degraded) is served from the origin and the copy dropped; a dirty copy
+   * is the only one, so its read error reaches the client (EIO), never stale data.
+   */
+  private async readHit(slot: number, originBlock: number, inner: number, target: Buffer, exclusive: boolean): Promise<void> {
     this.stats.readHits++;
     this.policy.hit(slot);
-    await this.cacheRead(target, this.slotOffset(slot) + inner);
+    const dirty = this.table.has(slot, DIRTY);
+    if (this.state === 'degraded' && !dirty) {
+      this.stats.degradedReads++;
+      await this.originRead(target, originBlock * this.blockBytes + inner);
+      return;
+    }
+    try {
+      await this.cacheRead(target, this.slotOffset(slot) + inner);
+    } catch (error) {
+      if (dirty) throw error;
+      if (exclusive) this.invalidate(slot);
+      else void this.dropCleanCopy(originBlock).catch(() => {});
+      await this.originRead(target, originBlock * this.blockBytes + inner);
+    }
   }
 
   /**
@@ -445,10 +465,11 @@ export class CacheEngine implements BlockDevice {
         await this.writebackHit(slot, inner, data);
         return;
       }
-      if (bypass) {
+      if (bypass || this.state === 'degraded') {
         // Around the cache, as in writearound: the clean copy is dropped, the origin written
         // through originWrite (intent first, so recovery distrusts clean copies after a crash).
-        this.stats.sequentialBypassWrites++;
+        // A degraded cache takes no new data either.
+        if (bypass) this.stats.sequentialBypassWrites++;
         if (slot >= 0) this.invalidate(slot);
         await this.originWrite(data, originBlock * this.blockBytes + inner);
         return;
@@ -517,7 +538,14 @@ export class CacheEngine implements BlockDevice {
       this.table.state[slot]! &= ~HAS_CRC;
       this.table.markPending(slot);
       const cacheDone = this.cacheWrite(data, this.slotOffset(slot) + inner).then(() => true, () => false);
-      await this.originWrite(data, originBlock * this.blockBytes + inner);
+      try {
+        await this.originWrite(data, originBlock * this.blockBytes + inner);
+      } catch (error) {
+        // The origin kept its old data (or some of the new): the cached copy must not claim either.
+        await cacheDone;
+        this.invalidate(slot);
+        throw error;
+      }
       if (await cacheDone) {
         this.table.state[slot]! |= HAS_CRC;
         this.table.dataCrc[slot] = crc;
@@ -663,6 +691,18 @@ export class CacheEngine implements BlockDevice {
   }
 
   /** Drops the block's cached copy; with `zeroDirty`, a dirty copy is instead overwritten with zeroes and stays dirty. */
+  /** Drops a block's cached copy if it is (still) clean: used after its cache read failed. */
+  private async dropCleanCopy(originBlock: number): Promise<void> {
+    const wait = this.locks.acquire(originBlock, true);
+    if (wait) await wait;
+    try {
+      const slot = this.index.get(originBlock);
+      if (slot >= 0 && this.table.has(slot, VALID) && !this.table.has(slot, DIRTY)) this.invalidate(slot);
+    } finally {
+      this.locks.release(originBlock, true);
+    }
+  }
+
   private async invalidateBlock(originBlock: number, zeroDirty: boolean): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
@@ -761,6 +801,10 @@ export class CacheEngine implements BlockDevice {
   }
 
   private periodicCommit(): void {
+    if (this.state === 'degraded' && this.errorBudget.value(Date.now()) < ERRORS_TO_RECOVER) {
+      this.state = 'running';
+      this.log('cache device errors have subsided: caching again');
+    }
     if (this.state !== 'running' && this.state !== 'degraded') return;
     if (this.table.pendingRecords === 0 && this.originWritesCompleted === this.originWritesFlushed) return;
     void this.commit().catch((error) => this.log(`periodic commit failed: ${(error as Error).message}`));
@@ -781,6 +825,7 @@ export class CacheEngine implements BlockDevice {
       await this.cacheDevice.read(target, offsetBytes);
     } catch (error) {
       this.stats.cacheReadErrors++;
+      this.noteCacheError(error);
       throw error;
     }
   }
@@ -790,7 +835,17 @@ export class CacheEngine implements BlockDevice {
       await this.cacheDevice.write(source, offsetBytes);
     } catch (error) {
       this.stats.cacheWriteErrors++;
+      this.noteCacheError(error);
       throw error;
+    }
+  }
+
+  /** Counts a cache-device error against the decaying budget; too many degrade the cache. */
+  private noteCacheError(error: unknown): void {
+    const total = this.errorBudget.note(Date.now());
+    if (this.state === 'running' && total > ERRORS_TO_DEGRADE) {
+      this.state = 'degraded';
+      this.log(`cache device errors (${(error as Error).message}): degraded, clean data is served from the origin`);
     }
   }
 
