@@ -123,9 +123,10 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
     throw new BlockcacheError('ORIGIN_MISMATCH', `${verdict.message}; the cache holds dirty blocks for the old origin, so it will not serve them over this one (use --force to serve anyway)`);
   }
   const mapping = new SetMapping(superblock.cacheBlocks, superblock.assoc);
-  const table = new SlotTable(mapping);
+  const table = new SlotTable(mapping, Math.ceil(superblock.origin.sizeBytes / superblock.blockBytes));
   const index = new BlockIndex(superblock.cacheBlocks, (slot) => table.originOf[slot]!);
-  const policy = createPolicy(superblock.policy, { cacheBlocks: superblock.cacheBlocks, assoc: superblock.assoc });
+  const originOf = (slot: number) => table.originOf[slot]!;
+  const policy = createPolicy(superblock.policy, { cacheBlocks: superblock.cacheBlocks, assoc: superblock.assoc, originOf });
   const counts = await recover(options, store, superblock, table, index, originChanged && !options.force);
   for (let slot = 0; slot < superblock.cacheBlocks; slot++) {
     if (table.has(slot, VALID)) {

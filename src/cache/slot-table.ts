@@ -36,7 +36,8 @@ export const DIRTY_ON_DISK = 256;
 export const FREE = 128;
 
 export class SlotTable {
-  readonly originOf: Float64Array;
+  /** Uint32 when every origin block number fits (origins under 16 TiB at 4 KiB blocks), else Float64. */
+  readonly originOf: Float64Array | Uint32Array;
   readonly state: Uint16Array;
   readonly dataCrc: Uint32Array;
   /** Per set: free slots are freeStack[first .. first + freeCount[set]). */
@@ -49,9 +50,9 @@ export class SlotTable {
   validCount = 0;
   dirtyCount = 0;
 
-  constructor(readonly mapping: SetMapping) {
+  constructor(readonly mapping: SetMapping, originBlocks: number) {
     const blocks = mapping.cacheBlocks;
-    this.originOf = new Float64Array(blocks);
+    this.originOf = originBlocks <= 2 ** 32 ? new Uint32Array(blocks) : new Float64Array(blocks);
     this.state = new Uint16Array(blocks);
     this.dataCrc = new Uint32Array(blocks);
     this.freeStack = new Uint32Array(blocks);

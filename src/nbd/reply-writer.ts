@@ -1,10 +1,13 @@
 // Encodes transmission replies and batches them onto one socket.
 //
-// Small replies (simple replies, NONE/ERROR chunks) are appended to a slab and
-// written together once per tick, so a burst of completions becomes one socket
-// write. READ replies arrive as one buffer that already has room for the reply
-// header in front of the data (allocated by the caller at exactly header +
-// payload size), so header and data go out in one write without copying.
+// Small replies (simple replies, NONE/ERROR chunks) are appended to a slab.
+// READ replies arrive as one buffer that already has room for the reply header
+// in front of the data (allocated by the caller at exactly header + payload
+// size), so header and data need no copy. The socket is corked from the first
+// reply of an event-loop turn until setImmediate (the check phase, right after
+// the poll phase that delivered the device completions): every reply of that
+// turn, small or large, leaves in one writev instead of one write(2) each. A
+// reply waits at most until the end of the current loop turn.
 //
 // Invariant: bytes reach the socket in the order the reply methods were called;
 // the slab is flushed before any large buffer is written. A slab region handed
@@ -31,10 +34,12 @@ export class ReplyWriter {
   private slab = Buffer.allocUnsafe(SLAB_BYTES);
   private slabStart = 0;
   private slabEnd = 0;
-  private flushScheduled = false;
-  private readonly flushCallback = (): void => {
-    this.flushScheduled = false;
-    this.flush();
+  private turnScheduled = false;
+  /** Ends the turn: the slab joins the corked writes, then they all leave at once. */
+  private readonly endTurn = (): void => {
+    this.flush(); // Still inside the turn: this write does not start another one.
+    this.turnScheduled = false;
+    if (this.socket.writableCorked > 0) this.socket.uncork();
   };
 
   constructor(private readonly socket: Socket) {}
@@ -112,7 +117,15 @@ export class ReplyWriter {
 
   private write(data: Buffer): void {
     if (this.socket.destroyed || !this.socket.writable) return;
+    this.beginTurn();
     this.socket.write(data);
+  }
+
+  private beginTurn(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    this.socket.cork();
+    setImmediate(this.endTurn);
   }
 
   private reserve(bytes: number): number {
@@ -124,10 +137,7 @@ export class ReplyWriter {
     }
     const at = this.slabEnd;
     this.slabEnd += bytes;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      process.nextTick(this.flushCallback);
-    }
+    this.beginTurn();
     return at;
   }
 }

@@ -11,6 +11,11 @@
 export const NO_BLOCK = 0xffffffff;
 
 export interface PolicyGeometry {
+  /**
+   * The engine's map from cache block to the origin block it holds, for policies
+   * that need origin blocks at eviction (ghosts, sketches) without a copy of their own.
+   */
+  readonly originOf?: (cacheBlock: number) => number;
   /** Number of cache blocks (slots). */
   readonly cacheBlocks: number;
   /** Blocks per set; equals cacheBlocks for a fully associative cache. Divides cacheBlocks. */

@@ -1,0 +1,100 @@
+// Hot path: everything cached. blockcache (writeback, a cache twice the working
+// set so no set overflows) against `nbdkit file` serving a copy of the same data.
+//
+// The cache is warmed by one cold sequential read of the whole working set (that
+// read is also reported: it is the miss path, origin → cache → client). Each
+// pattern then runs against blockcache and the peer in turn; the block hit ratio
+// of every blockcache pattern comes from `blockcache status --json`.
+import * as fs from 'node:fs';
+import { FioPattern, FioResult, runFio } from '../support/fio.js';
+import { markdownTable, percent, ratio, textTable, Cell } from '../support/report.js';
+import { cacheStatus, hitRatio, Server, serveBlockcache, serveNbdkit } from '../support/servers.js';
+import { createCache, formatSize, KiB, MiB, writeOriginImage } from '../support/workspace.js';
+import { BenchContext, ScenarioResult } from './context.js';
+
+const WORKING_SET_BYTES = 256 * MiB;
+const BLOCK_BYTES = 4 * KiB;
+/** A set-associative cache needs slack so that no set overflows with the whole working set. */
+const CACHE_OVER_WORKING_SET = 2;
+
+function patterns(context: BenchContext): FioPattern[] {
+  const common = { sizeBytes: WORKING_SET_BYTES, rampSeconds: context.rampSeconds, runtimeSeconds: context.runtimeSeconds };
+  return [
+    { ...common, label: '4K randread QD1', rw: 'randread', blockBytes: 4 * KiB, depth: 1 },
+    { ...common, label: '4K randread QD32', rw: 'randread', blockBytes: 4 * KiB, depth: 32 },
+    { ...common, label: '1M seqread QD8', rw: 'read', blockBytes: 1 * MiB, depth: 8 },
+    { ...common, label: '4K randwrite QD32 (writeback)', rw: 'randwrite', blockBytes: 4 * KiB, depth: 32 },
+    { ...common, label: '4K 70/30 randrw QD32', rw: 'randrw', readPercent: 70, blockBytes: 4 * KiB, depth: 32 },
+  ];
+}
+
+export interface HotRow {
+  readonly label: string;
+  readonly blockcache: FioResult;
+  readonly peer: FioResult;
+  readonly hit: string;
+}
+
+export async function hotPath(context: BenchContext): Promise<ScenarioResult & { rows: HotRow[] }> {
+  const { workspace, log } = context;
+  const origin = workspace.file('hot-origin.img');
+  const peerImage = workspace.file('hot-peer.img');
+  const cache = workspace.file('hot-cache.img');
+  log(`hot path: writing a ${formatSize(WORKING_SET_BYTES)} origin`);
+  writeOriginImage(origin, WORKING_SET_BYTES);
+  fs.copyFileSync(origin, peerImage);
+  const cacheBlocks = (CACHE_OVER_WORKING_SET * WORKING_SET_BYTES) / BLOCK_BYTES;
+  createCache(cache, origin, { cacheBlocks, mode: 'writeback' });
+
+  const servers: Server[] = [];
+  try {
+    const blockcache = await serveBlockcache({ cache, socket: workspace.file('hot-bc.sock'), nodeFlags: context.nodeFlags });
+    servers.push(blockcache);
+    const peer = await serveNbdkit('nbdkit file', workspace.file('hot-peer.sock'), ['file', peerImage]);
+    servers.push(peer);
+
+    const fill: FioPattern = { label: '1M seqread QD8, cold (miss path, fills the cache)', rw: 'read', blockBytes: 1 * MiB, depth: 8,
+      sizeBytes: WORKING_SET_BYTES, rampSeconds: 0, runtimeSeconds: 0, once: true };
+    const rows: HotRow[] = [];
+    rows.push(await measure(context, fill, blockcache, peer));
+    const warm = cacheStatus(blockcache.control!);
+    log(`hot path: warmed, ${warm.validBlocks} of ${WORKING_SET_BYTES / BLOCK_BYTES} working-set blocks cached, ${warm.evictions} evictions`);
+    const selected = patterns(context).filter((pattern) => context.patternFilter === undefined || pattern.label.includes(context.patternFilter));
+    for (const pattern of selected) rows.push(await measure(context, pattern, blockcache, peer));
+    return { ...tables(context, rows, cacheBlocks), rows };
+  } finally {
+    for (const server of servers.reverse()) await server.stop();
+  }
+}
+
+async function measure(context: BenchContext, pattern: FioPattern, blockcache: Server, peer: Server): Promise<HotRow> {
+  context.log(`hot path: ${pattern.label}`);
+  const before = cacheStatus(blockcache.control!);
+  const ours = await runFio(blockcache.uri, pattern);
+  const after = cacheStatus(blockcache.control!);
+  const theirs = await runFio(peer.uri, pattern);
+  const hits = hitRatio(before, after);
+  const hit = [Number.isFinite(hits.read) ? `r ${percent(hits.read)}` : '', Number.isFinite(hits.write) ? `w ${percent(hits.write)}` : '']
+    .filter((part) => part !== '').join(', ');
+  return { label: pattern.label, blockcache: ours, peer: theirs, hit };
+}
+
+const HEADER = ['pattern', 'bc IOPS', 'peer IOPS', 'IOPS ratio', 'bc MiB/s', 'peer MiB/s', 'bc p50 µs', 'peer p50 µs',
+  'bc p99 µs', 'peer p99 µs', 'p99 ratio', 'bc hit ratio'];
+
+function tables(context: BenchContext, rows: readonly HotRow[], cacheBlocks: number): ScenarioResult {
+  const cells: Cell[][] = rows.map((row) => [
+    row.label, row.blockcache.iops, row.peer.iops, ratio(row.blockcache.iops, row.peer.iops),
+    row.blockcache.mibPerSecond, row.peer.mibPerSecond, row.blockcache.p50Us, row.peer.p50Us,
+    row.blockcache.p99Us, row.peer.p99Us, ratio(row.blockcache.p99Us, row.peer.p99Us), row.hit,
+  ]);
+  const setup = `Working set ${formatSize(WORKING_SET_BYTES)} of random data; blockcache writeback, 4 KiB blocks, ` +
+    `${cacheBlocks} cache blocks (${formatSize(cacheBlocks * BLOCK_BYTES)}), default assoc and policy; peer \`nbdkit file\` on a copy. ` +
+    `fio --ioengine=nbd, one connection, ${context.rampSeconds} s ramp + ${context.runtimeSeconds} s per pattern ` +
+    `(the cold fill runs once over the working set). IOPS ratio = blockcache / peer (≥ 1 is better); ` +
+    `p99 ratio = blockcache / peer (≤ 1 is better). Hit ratio: block hits / block lookups during that pattern.`;
+  return {
+    markdown: `## Hot path: everything cached (peer: nbdkit file)\n\n${setup}\n\n${markdownTable(HEADER, cells)}\n`,
+    text: `Hot path (peer: nbdkit file)\n${textTable(HEADER, cells)}\n`,
+  };
+}
