@@ -6,7 +6,8 @@ import { computeLayout } from '../format/layout.js';
 import { CacheMode, Superblock, fitName } from '../format/superblock.js';
 import { RECORD_DIRTY, RECORD_VALID, RECORD_DATA_CRC } from '../format/record.js';
 import { MetadataStore, newUuid, readSuperblock } from '../metadata/metadata-store.js';
-import { decideRecovery, recordRank, RecordState } from '../metadata/recovery.js';
+import { decideRecovery, recordRank, RecordState, RecoveryDecision } from '../metadata/recovery.js';
+import { assert } from '../stdx/assert.js';
 import { compareIdentity, fingerprintOrigin, OriginLocation } from '../metadata/origin-identity.js';
 import { createPolicy, DEFAULT_POLICY } from '../policies/registry.js';
 import { BlockcacheError, isBlockcacheError } from '../stdx/errors.js';
@@ -129,10 +130,8 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   const policy = createPolicy(superblock.policy, { cacheBlocks: superblock.cacheBlocks, assoc: superblock.assoc, originOf });
   const counts = await recover(options, store, superblock, table, index, originChanged && !options.force);
   for (let slot = 0; slot < superblock.cacheBlocks; slot++) {
-    if (table.has(slot, VALID)) {
-      index.insert(table.originOf[slot]!, slot);
-      policy.insert(slot, table.originOf[slot]!);
-    } else table.pushFree(slot);
+    if (table.has(slot, VALID)) policy.insert(slot, table.originOf[slot]!);
+    else table.pushFree(slot);
   }
   // Mark the cache in use before serving: from now on a crash is detectable.
   await store.writeStaged();
@@ -149,63 +148,106 @@ async function recover(
   options: OpenOptions, store: MetadataStore, superblock: Superblock, table: SlotTable, index: BlockIndex, dropClean: boolean,
 ): Promise<{ keptClean: number; keptDirty: number; freed: number; corruptRecords: number }> {
   const blocks = superblock.cacheBlocks;
-  const rank = new Map<number, { slot: number; rank: number }>();
-  const states: RecordState[] = new Array(blocks);
+  // Pass 1: decode every record; the index keeps, per origin block, the highest-ranked record
+  // (valid or invalidation). Temporary arrays only, no per-record objects.
+  const states = new Uint8Array(blocks);
+  const superseded = new Uint8Array(blocks);
+  const sequences = new Float64Array(blocks);
   let corruptRecords = 0;
   let maxSequence = superblock.commitSequence;
   for (let slot = 0; slot < blocks; slot++) {
     const record = store.decode(slot);
     if (record.kind !== 'record') {
-      states[slot] = record.kind;
+      states[slot] = record.kind === 'empty' ? STATE_EMPTY : STATE_CORRUPT;
       if (record.kind === 'corrupt') corruptRecords++;
       continue;
     }
     const valid = (record.flags & RECORD_VALID) !== 0;
-    states[slot] = !valid ? 'invalid' : (record.flags & RECORD_DIRTY) !== 0 ? 'dirty' : 'clean';
+    states[slot] = !valid ? STATE_INVALID : (record.flags & RECORD_DIRTY) !== 0 ? STATE_DIRTY : STATE_CLEAN;
     table.originOf[slot] = record.originBlock;
+    sequences[slot] = record.sequence;
     table.dataCrc[slot] = (record.flags & RECORD_DATA_CRC) !== 0 ? record.dataCrc : 0;
     if ((record.flags & RECORD_DATA_CRC) !== 0) table.state[slot]! |= HAS_CRC;
     maxSequence = Math.max(maxSequence, record.sequence);
-    const recordRankValue = recordRank(record.sequence, valid);
-    const best = rank.get(record.originBlock);
-    if (!best || recordRankValue > best.rank) rank.set(record.originBlock, { slot, rank: recordRankValue });
+    const best = index.get(record.originBlock);
+    if (best < 0) index.insert(record.originBlock, slot);
+    else if (recordRank(record.sequence, valid) > recordRank(sequences[best]!, states[best] !== STATE_INVALID)) {
+      superseded[best] = 1;
+      index.delete(record.originBlock);
+      index.insert(record.originBlock, slot);
+    } else superseded[slot] = 1;
   }
-  const counts = { keptClean: 0, keptDirty: 0, freed: 0, corruptRecords };
-  const buffer = Buffer.allocUnsafe(superblock.blockBytes);
+  // Pass 2: decide; blocks whose clean data must be checked are read in parallel.
+  const cleanShutdown = superblock.cleanShutdown;
+  const decisions = new Uint8Array(blocks);
+  const toCheck: number[] = [];
   for (let slot = 0; slot < blocks; slot++) {
-    const record = states[slot]!;
-    const superseded = record !== 'empty' && record !== 'corrupt' && rank.get(table.originOf[slot]!)?.slot !== slot;
-    const input = { record, superseded, cleanShutdown: superblock.cleanShutdown, originWrites: superblock.originWritesUncommitted, originChanged: dropClean, dataCrc: 'unknown' as const };
-    let decision = decideRecovery(input);
-    if (decision === 'check-data') {
-      if (!table.has(slot, HAS_CRC)) decision = 'free';
-      else {
-        await options.cache.read(buffer, superblock.dataOffsetBytes + slot * superblock.blockBytes);
-        decision = decideRecovery({ ...input, dataCrc: crc32c(buffer) === table.dataCrc[slot] ? 'match' : 'mismatch' });
-      }
-      options.progress?.('verify', slot + 1, blocks);
-    }
+    const decision = decideRecovery({
+      record: RECORD_STATES[states[slot]!]!, superseded: superseded[slot] === 1, cleanShutdown,
+      originWrites: superblock.originWritesUncommitted, originChanged: dropClean, dataCrc: 'unknown',
+    });
+    decisions[slot] = DECISIONS.indexOf(decision);
+    if (decision === 'check-data') toCheck.push(slot);
+  }
+  await verifyCleanData(options, superblock, table, toCheck, decisions);
+  // Pass 3: apply.
+  const counts = { keptClean: 0, keptDirty: 0, freed: 0, corruptRecords };
+  for (let slot = 0; slot < blocks; slot++) {
+    const decision = DECISIONS[decisions[slot]!];
     if (decision === 'keep-dirty') {
       table.state[slot] = VALID | PERSISTED_DIRTY | DIRTY_ON_DISK;
       table.setDirty(slot, true);
       table.validCount++;
       counts.keptDirty++;
-    } else if (decision === 'keep-clean') {
+      continue;
+    }
+    if (decision === 'keep-clean') {
       table.state[slot] = VALID | (table.state[slot]! & HAS_CRC);
       table.validCount++;
       counts.keptClean++;
-    } else {
-      if (record !== 'empty') {
-        store.stageEmpty(slot);
-        counts.freed++;
-      }
-      table.state[slot] = 0;
-      table.originOf[slot] = 0;
+      continue;
     }
+    assert(decision === 'free');
+    if (states[slot] !== STATE_EMPTY && states[slot] !== STATE_CORRUPT && index.get(table.originOf[slot]!) === slot) index.delete(table.originOf[slot]!);
+    if (states[slot] !== STATE_EMPTY) {
+      store.stageEmpty(slot);
+      counts.freed++;
+    }
+    table.state[slot] = 0;
+    table.originOf[slot] = 0;
   }
   if (maxSequence > superblock.commitSequence) await store.updateSuperblock({ commitSequence: maxSequence });
-  void index;
   return counts;
+}
+
+const STATE_EMPTY = 0;
+const STATE_CORRUPT = 1;
+const STATE_INVALID = 2;
+const STATE_CLEAN = 3;
+const STATE_DIRTY = 4;
+const RECORD_STATES: readonly RecordState[] = ['empty', 'corrupt', 'invalid', 'clean', 'dirty'];
+const DECISIONS: readonly RecoveryDecision[] = ['free', 'keep-clean', 'keep-dirty', 'check-data'];
+/** Clean blocks verified at once during recovery. */
+const VERIFY_INFLIGHT_MAX = 32;
+
+/** Reads each clean block that needs proof and decides keep or free by its checksum. */
+async function verifyCleanData(options: OpenOptions, superblock: Superblock, table: SlotTable, slots: number[], decisions: Uint8Array): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    const buffer = Buffer.allocUnsafe(superblock.blockBytes);
+    while (next < slots.length) {
+      const slot = slots[next++]!;
+      let match = false;
+      if (table.has(slot, HAS_CRC)) {
+        await options.cache.read(buffer, superblock.dataOffsetBytes + slot * superblock.blockBytes);
+        match = crc32c(buffer) === table.dataCrc[slot];
+      }
+      decisions[slot] = DECISIONS.indexOf(match ? 'keep-clean' : 'free');
+      options.progress?.('verify', ++done, slots.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(VERIFY_INFLIGHT_MAX, slots.length) }, worker));
 }
 
 export { DIRTY };
