@@ -36,6 +36,14 @@ export const ORIGIN_BYTES_MAX = Number.MAX_SAFE_INTEGER;
 export const DIRTY_THRESHOLD_PERCENT_DEFAULT = 20;
 /** Blocks written back to the origin at once by the cleaner. */
 export const WRITEBACK_INFLIGHT_MAX = 64;
+/** Coalesced origin writes the cleaner keeps in flight (a disk queue wants a few; more only adds latency for clients). */
+export const WRITEBACK_CONCURRENCY_DEFAULT = 8;
+/** Largest writeback concurrency a user may set (each in-flight run holds up to 4 MiB of buffer). */
+export const WRITEBACK_CONCURRENCY_MAX = 256;
+/** Dirty blocks older than this are cleaned when clients are idle (flashcache's fallow_delay default, 15 min). */
+export const DIRTY_MAX_AGE_MS_DEFAULT = 15 * 60 * 1000;
+/** Streams at least this long bypass the cache; 0 = off (flashcache's default; bcache uses 4 MiB). */
+export const SEQUENTIAL_CUTOFF_BYTES_DEFAULT = 0;
 /** Metadata records changed since the last commit before a commit is forced (bounds commit size). */
 export const PENDING_RECORDS_MAX = 64 * 1024;
 /** Cache-block I/O a single client request may have in flight at once. */

@@ -302,7 +302,7 @@ export class CacheEngine implements BlockDevice {
    * Reserved slots join it when their fill completes (complete() inserts).
    */
   async setPolicy(name: string): Promise<void> {
-    const policy = createPolicy(name, { cacheBlocks: this.mapping.cacheBlocks, assoc: this.mapping.assoc });
+    const policy = createPolicy(name, { cacheBlocks: this.mapping.cacheBlocks, assoc: this.mapping.assoc, originOf: (slot) => this.table.originOf[slot]! });
     for (let slot = 0; slot < this.mapping.cacheBlocks; slot++) {
       if (this.table.has(slot, VALID)) policy.insert(slot, this.table.originOf[slot]!);
     }

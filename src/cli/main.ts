@@ -6,6 +6,7 @@ import { createCommand } from './commands/create.js';
 import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { flushCommand } from './commands/flush.js';
+import { setCommand } from './commands/set.js';
 import { detachCommand } from './commands/detach.js';
 import { checkCommand } from './commands/check.js';
 import { simCommand } from './commands/sim.js';
@@ -13,7 +14,7 @@ import { startDefaultCommand } from './commands/start-default.js';
 import { BlockcacheError } from '../stdx/errors.js';
 
 const COMMANDS: readonly Command[] = [
-  createCommand, serveCommand, statusCommand, flushCommand, detachCommand, checkCommand, simCommand, startDefaultCommand,
+  createCommand, serveCommand, statusCommand, flushCommand, setCommand, detachCommand, checkCommand, simCommand, startDefaultCommand,
 ];
 
 const EXIT_FAILED = 1;

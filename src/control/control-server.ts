@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { BlockcacheError } from '../stdx/errors.js';
 
-export type RouteHandler = (request: http.IncomingMessage, body: string) => Promise<{ status?: number; type?: string; body: string }>;
+/** `signal` aborts when the client goes away before the answer is sent (long operations stop early). */
+export type RouteHandler = (request: http.IncomingMessage, body: string, signal: AbortSignal) => Promise<{ status?: number; type?: string; body: string }>;
 
 /** Largest request body accepted (settings are a few bytes). */
 const CONTROL_BODY_BYTES_MAX = 64 * 1024;
@@ -51,13 +52,17 @@ export class ControlServer {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const handler = this.routes.get(`${request.method} ${url.pathname}`);
     let body = '';
+    const abort = new AbortController();
+    response.on('close', () => {
+      if (!response.writableFinished) abort.abort();
+    });
     try {
       body = await readBody(request);
       if (!handler) {
         const known = [...this.routes.keys()].join(', ');
         return send(response, 404, 'application/json', JSON.stringify({ error: `no route ${request.method} ${url.pathname} (known: ${known})` }));
       }
-      const result = await handler(request, body);
+      const result = await handler(request, body, abort.signal);
       send(response, result.status ?? 200, result.type ?? 'application/json', result.body);
     } catch (error) {
       const status = error instanceof BlockcacheError && error.code === 'BAD_ARGUMENT' ? 400 : 500;
@@ -97,7 +102,8 @@ function removeStaleSocket(socketPath: string): void {
 /** Client side: one HTTP request to a control socket. */
 export function controlRequest(socketPath: string, method: string, route: string, body?: string, timeoutMs = 0): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = http.request({ socketPath, method, path: route, headers: body ? { 'content-type': 'application/json' } : {} }, (response) => {
+    const type = body?.trimStart().startsWith('{') ? 'application/json' : 'text/plain';
+    const request = http.request({ socketPath, method, path: route, headers: body ? { 'content-type': type } : {} }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));

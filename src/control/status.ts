@@ -31,6 +31,10 @@ export interface CacheStatus {
   originBytes: number;
   origin: string;
   cleanShutdown?: boolean;
+  /** Bytes written back per second over the last few seconds (running server only). */
+  writebackRateBytesPerSecond?: number;
+  /** Seconds to write every dirty block back at the current (or last measured) rate; null: unknown. */
+  cleanEtaSeconds?: number | null;
   [extra: string]: unknown;
 }
 
@@ -68,6 +72,25 @@ export function engineStatus(engine: CacheEngine): CacheStatus {
     originErrors: stats.originErrors,
     originBytes: engine.sizeBytes,
     origin: superblock.origin.name,
+    ...cleaningStatus(engine),
+  };
+}
+
+function cleaningStatus(engine: CacheEngine): Record<string, unknown> {
+  const stats = engine.stats;
+  const estimate = engine.cleaner.estimate();
+  return {
+    writebackBytes: stats.writebackBytes,
+    writebackRateBytesPerSecond: Math.round(estimate.rateBytesPerSecond),
+    cleanEtaSeconds: estimate.etaSeconds === null ? null : Math.ceil(estimate.etaSeconds),
+    dirtyThresholdPercent: engine.cleaner.settings.dirtyThresholdPercent,
+    sequentialBypassReads: stats.sequentialBypassReads,
+    sequentialBypassWrites: stats.sequentialBypassWrites,
+    noRoom: stats.noRoom,
+    bytesRead: stats.bytesRead,
+    bytesWritten: stats.bytesWritten,
+    inflightRequests: engine.inflight,
+    uptimeSeconds: Math.round(process.uptime()),
   };
 }
 

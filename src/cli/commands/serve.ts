@@ -9,6 +9,9 @@ import { readSuperblock } from '../../metadata/metadata-store.js';
 import { NbdServer } from '../../nbd/server.js';
 import { ControlServer } from '../../control/control-server.js';
 import { engineStatus } from '../../control/status.js';
+import { CacheMetrics } from '../../control/metrics.js';
+import { applySettings, parseAssignments, readSettings } from '../../control/settings.js';
+import { TimedDevice } from '../../layers/timed-device.js';
 import { BlockcacheError } from '../../stdx/errors.js';
 import { formatBytes } from '../human.js';
 
@@ -27,6 +30,7 @@ in-flight requests finish, metadata is committed, dirty blocks stay cached.
   --origin DEV           open the origin at DEV instead of the recorded one (relocation: its
                          size and content fingerprint must match)
   --force                serve dirty blocks even over an origin whose identity changed
+  --set KEY=VALUE        apply a runtime setting at start (repeatable; see blockcache set --help)
   -h, --help             show this help`;
 
 export const DEFAULT_NBD_PORT = 10809;
@@ -47,6 +51,8 @@ export interface ServeOptions {
   readonly exportName?: string;
   readonly control?: string;
   readonly force?: boolean;
+  /** Runtime settings applied before serving (KEY=VALUE). */
+  readonly settings?: readonly string[];
   /** Called once the server is ready (after the 'ready' line). */
   readonly onReady?: (info: { uri: string; control: string; engine: CacheEngine }) => void;
 }
@@ -76,8 +82,10 @@ export async function serve(options: ServeOptions): Promise<number> {
     const origin = await openOrigin(options.origin ?? superblock.origin.name, options.origin !== undefined);
     closers.push(() => origin.device.close());
     let lastProgress = 0;
+    // Latency histograms: the cache device and the origin are timed below the engine, client requests above it.
+    const metrics = new CacheMetrics();
     const { engine, report } = await openCache({
-      cache: cache.device, origin: origin.device, originLocation: origin.location, relocated: options.origin !== undefined,
+      cache: new TimedDevice(cache.device, metrics.observers.cacheDevice), origin: new TimedDevice(origin.device, metrics.observers.origin), originLocation: origin.location, relocated: options.origin !== undefined,
       force: options.force, log,
       progress: (phase, done, total) => {
         if (Date.now() - lastProgress < 1000 || done === total) return;
@@ -86,23 +94,28 @@ export async function serve(options: ServeOptions): Promise<number> {
       },
     });
     closers.push(() => engine.close());
+    metrics.attach(engine);
+    if (options.settings && options.settings.length > 0) await applySettings(engine, parseAssignments(options.settings.join('\n')));
     log(`${report.cleanShutdown ? 'clean start' : 'recovered after a crash'}: ${report.keptDirty} dirty and ${report.keptClean} clean blocks kept`
       + (report.freed > 0 ? `, ${report.freed} dropped` : '') + (report.corruptRecords > 0 ? `, ${report.corruptRecords} corrupt records` : '')
       + (report.originChanged ? ' (origin changed while offline: clean copies dropped)' : ''));
     const id = superblock.uuid.toString('hex').slice(0, 8);
     const socket = options.socket ?? (options.listen ? undefined : `/tmp/blockcache-${id}.sock`);
     const server = await NbdServer.start({
-      device: engine, socketPath: socket, listen: options.listen, exportName: options.exportName ?? '',
+      device: new TimedDevice(engine, metrics.observers.client), socketPath: socket, listen: options.listen, exportName: options.exportName ?? '',
       description: `blockcache ${superblock.mode} cache of ${superblock.origin.name}`, log,
     });
     closers.push(() => server.shutdown());
     const controlPath = options.control ?? `${socket ?? path.join('/tmp', `blockcache-${id}`)}.control`;
     const control = await ControlServer.start(controlPath, {
       'GET /status': async () => ({ body: JSON.stringify(engineStatus(engine)) }),
-      'POST /flush': async () => {
-        await engine.writebackAll();
+      'POST /flush': async (_request, _body, signal) => {
+        await engine.writebackAll(undefined, signal);
         return { body: JSON.stringify(engineStatus(engine)) };
       },
+      'GET /metrics': async () => ({ type: metrics.contentType, body: await metrics.metrics() }),
+      'GET /settings': async () => ({ body: JSON.stringify(readSettings(engine)) }),
+      'POST /settings': async (_request, body) => ({ body: JSON.stringify(await applySettings(engine, parseAssignments(body))) }),
     });
     closers.push(() => control.close());
     const uri = server.uris[0]!;
@@ -141,13 +154,13 @@ export const serveCommand: Command = {
   async run(argv) {
     const { values } = parseOptions(argv, {
       cache: { type: 'string' }, socket: { type: 'string' }, listen: { type: 'string' }, export: { type: 'string' },
-      control: { type: 'string' }, origin: { type: 'string' }, force: { type: 'boolean' },
+      control: { type: 'string' }, origin: { type: 'string' }, force: { type: 'boolean' }, set: { type: 'string', multiple: true },
     });
     if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     return serve({
       cache: required<string>(values.cache, '--cache'), origin: values.origin, socket: values.socket,
       listen: values.listen !== undefined ? parseListen(values.listen) : undefined, exportName: values.export,
-      control: values.control, force: values.force,
+      control: values.control, force: values.force, settings: values.set,
     });
   },
 };

@@ -6,14 +6,15 @@ import { CacheStatus, offlineStatus } from '../../control/status.js';
 import { openDevice } from '../../devices/open-device.js';
 import { checkCache } from '../../metadata/check.js';
 import { BlockcacheError } from '../../stdx/errors.js';
-import { formatBytes, formatPercent } from '../human.js';
+import { formatBytes, formatDuration, formatPercent } from '../human.js';
 
 const HELP = `usage: blockcache status (--control PATH | --cache DEV) [--json] [--watch]
 
   --control PATH   ask a running server through its control socket
   --cache DEV      read the persisted state of a cache that is not being served
   --json           print one JSON object (the fields of CONTRACT.md)
-  --watch          with --control: refresh the view every second until interrupted
+  --watch          with --control: a live view (IOPS, hit ratios, dirty, cleaning rate, ETA)
+                   refreshed in place every second until interrupted (with --json: one line a second)
   -h, --help       show this help`;
 
 export async function fetchStatus(control: string): Promise<CacheStatus> {
@@ -30,11 +31,39 @@ export function formatStatus(status: CacheStatus): string {
     `mode       ${status.mode}, policy ${status.policy}, block ${formatBytes(status.blockSize)}, assoc ${status.assoc}`,
     `origin     ${status.origin} (${formatBytes(status.originBytes)})`,
     `cached     ${status.validBlocks} of ${status.cacheBlocks} blocks (${formatPercent(status.validBlocks, status.cacheBlocks)})`,
-    `dirty      ${status.dirtyBlocks} blocks, ${formatBytes(status.dirtyBytes)}`,
+    `dirty      ${status.dirtyBlocks} blocks, ${formatBytes(status.dirtyBytes)} (${formatPercent(status.dirtyBlocks, status.cacheBlocks)} of the cache`
+      + `${status.dirtyThresholdPercent !== undefined ? `, threshold ${status.dirtyThresholdPercent}%` : ''})`,
+    ...(status.state === 'stopped' ? [] : [`cleaning   ${formatBytes(status.writebackRateBytesPerSecond ?? 0)}/s, time to clean ${formatEta(status)}`]),
     `reads      ${status.reads} requests; block hits ${status.readHits}, misses ${status.readMisses} (hit ratio ${formatPercent(status.readHits, reads)})`,
     `writes     ${status.writes} requests; block hits ${status.writeHits}, misses ${status.writeMisses} (hit ratio ${formatPercent(status.writeHits, writes)})`,
     `evictions  ${status.evictions}, writebacks ${status.writebacks}, uncached reads ${status.uncachedReads}, uncached writes ${status.uncachedWrites}`,
     `errors     cache ${status.cacheErrors}, origin ${status.originErrors}`,
+  ].join('\n');
+}
+
+function formatEta(status: CacheStatus): string {
+  if (status.cleanEtaSeconds === null || status.cleanEtaSeconds === undefined) return 'unknown (nothing written back yet)';
+  return formatDuration(status.cleanEtaSeconds);
+}
+
+function perSecond(now: CacheStatus, before: CacheStatus | undefined, field: string, seconds: number): number {
+  if (!before || seconds <= 0) return 0;
+  return Math.max(0, ((now[field] as number) - (before[field] as number)) / seconds);
+}
+
+/** The live view: rates over the last refresh interval, then the full status. */
+export function formatWatch(now: CacheStatus, before: CacheStatus | undefined, seconds: number): string {
+  const rate = (field: string) => perSecond(now, before, field, seconds);
+  const intervalRatio = (hits: string, misses: string) => formatPercent(rate(hits), rate(hits) + rate(misses));
+  return [
+    `blockcache ${now.state} — ${new Date().toLocaleTimeString()} (Ctrl-C to quit)`,
+    '',
+    `IOPS       read ${rate('reads').toFixed(0)}/s (${formatBytes(rate('bytesRead'))}/s), write ${rate('writes').toFixed(0)}/s (${formatBytes(rate('bytesWritten'))}/s)`,
+    `hit ratio  now: read ${intervalRatio('readHits', 'readMisses')}, write ${intervalRatio('writeHits', 'writeMisses')};`
+      + ` since start: read ${formatPercent(now.readHits, now.readHits + now.readMisses)}, write ${formatPercent(now.writeHits, now.writeHits + now.writeMisses)}`,
+    `bypass     ${rate('sequentialBypassReads').toFixed(0)} reads/s, ${rate('sequentialBypassWrites').toFixed(0)} writes/s (blocks)`,
+    '',
+    formatStatus(now),
   ].join('\n');
 }
 
@@ -64,12 +93,27 @@ export const statusCommand: Command = {
       return 0;
     }
     let stop = false;
-    process.once('SIGINT', () => (stop = true));
-    while (!stop) {
-      const status = await fetchStatus(values.control!);
-      if (process.stdout.isTTY && !values.json) process.stdout.write(`\x1b[H\x1b[2J${show(status)}\n`);
-      else process.stdout.write(`${show(status)}\n`);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+    let wake: (() => void) | undefined;
+    process.once('SIGINT', () => { stop = true; wake?.(); });
+    const terminal = process.stdout.isTTY === true && !values.json;
+    let before: CacheStatus | undefined;
+    let beforeMs = 0;
+    if (terminal) process.stdout.write('\x1b[?25l\x1b[2J');
+    try {
+      while (!stop) {
+        const status = await fetchStatus(values.control!);
+        const nowMs = performance.now();
+        if (terminal) {
+          // Redraw in place: home, each line cleared to its end, then the rest of the screen cleared.
+          const view = formatWatch(status, before, (nowMs - beforeMs) / 1000).split('\n').map((line) => `${line}\x1b[K`).join('\n');
+          process.stdout.write(`\x1b[H${view}\n\x1b[J`);
+        } else process.stdout.write(`${show(status)}\n`);
+        before = status;
+        beforeMs = nowMs;
+        await new Promise<void>((resolve) => { wake = resolve; setTimeout(resolve, 1000); });
+      }
+    } finally {
+      if (terminal) process.stdout.write('\x1b[?25h');
     }
     return 0;
   },

@@ -1,0 +1,278 @@
+// Runtime settings of a running cache: one table of keys, each with its
+// syntax, parser (range-checked), formatter and applier. Used by the control
+// endpoint (GET/POST /settings), `blockcache set` and `serve --set`.
+//
+// Syntax (also in `blockcache set --help`):
+//   dirty-threshold=PERCENT        0..100, optional '%'            (default 20)
+//   dirty-max-age=DURATION         0/off, or 100ms..7d; units ms s m h d, bare number = seconds (default 15m)
+//   writeback-rate=RATE            0/unlimited, SIZE[/s] (K M G: powers of 1024, optional iB),
+//                                  iops=N, or both: 20M,iops=500
+//   writeback-concurrency=N        1..256 origin writes in flight  (default 8)
+//   sequential-cutoff=SIZE         0/off, or 4K..64G               (default off)
+//   policy=NAME                    one of the online policies
+//   mode=MODE                      writeback | writethrough | writearound
+//                                  (leaving writeback flushes first; the call returns when done)
+//
+// Every value of a request is parsed before any is applied, so a bad value
+// changes nothing. Changes are serialised per engine (a mode switch can take a
+// while). Errors are BlockcacheError('BAD_ARGUMENT') with a message naming the
+// key, the bad value and what is valid.
+import type { CacheEngine } from '../cache/engine.js';
+import { CACHE_MODES, CacheMode } from '../format/superblock.js';
+import { POLICY_NAMES } from '../policies/registry.js';
+import { BlockcacheError } from '../stdx/errors.js';
+import { WRITEBACK_CONCURRENCY_MAX } from '../constants.js';
+
+const KiB = 1024;
+const SIZE_FACTORS: Record<string, number> = { '': 1, K: KiB, M: KiB ** 2, G: KiB ** 3, T: KiB ** 4 };
+const DURATION_FACTORS_MS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DIRTY_MAX_AGE_MS_MIN = 100;
+const DIRTY_MAX_AGE_MS_MAX = 7 * 86_400_000;
+const SEQUENTIAL_CUTOFF_BYTES_MIN = 4 * KiB;
+const SEQUENTIAL_CUTOFF_BYTES_MAX = 64 * KiB ** 3;
+const RATE_BYTES_MIN = 4 * KiB;
+const RATE_BYTES_MAX = KiB ** 4;
+const RATE_IOPS_MAX = 10_000_000;
+
+export interface WritebackRate {
+  readonly bytesPerSecond: number;
+  readonly iops: number;
+}
+
+interface Setting<T> {
+  readonly key: string;
+  readonly syntax: string;
+  readonly description: string;
+  parse(text: string): T;
+  format(value: T): string;
+  read(engine: CacheEngine): T;
+  apply(engine: CacheEngine, value: T): void | Promise<void>;
+}
+
+function bad(key: string, text: string, expected: string): BlockcacheError {
+  return new BlockcacheError('BAD_ARGUMENT', `${key}: '${text}' is not valid (expected ${expected})`);
+}
+
+export function parseSizeValue(key: string, text: string, expected: string): number {
+  const match = /^(\d+)([KMGT]?)(?:i?B)?$/i.exec(text.trim());
+  if (!match) throw bad(key, text, expected);
+  const value = Number(match[1]) * SIZE_FACTORS[match[2]!.toUpperCase()]!;
+  if (!Number.isSafeInteger(value)) throw bad(key, text, expected);
+  return value;
+}
+
+/** A size in the largest unit that divides it exactly (parses back to the same value). */
+export function formatSizeValue(bytes: number): string {
+  for (const unit of ['T', 'G', 'M', 'K']) {
+    const factor = SIZE_FACTORS[unit]!;
+    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return String(bytes);
+}
+
+function inRange(key: string, text: string, value: number, minimum: number, maximum: number, expected: string): number {
+  if (!(value >= minimum && value <= maximum)) throw bad(key, text, expected);
+  return value;
+}
+
+export function parseDurationMs(key: string, text: string): number {
+  const expected = `0/off or a duration from ${DIRTY_MAX_AGE_MS_MIN}ms to 7d, e.g. 30s, 5m, 1h`;
+  const trimmed = text.trim().toLowerCase();
+  if (trimmed === 'off' || trimmed === '0') return 0;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|)$/.exec(trimmed);
+  if (!match) throw bad(key, text, expected);
+  const value = Math.round(Number(match[1]) * DURATION_FACTORS_MS[match[2]!]!);
+  return inRange(key, text, value, DIRTY_MAX_AGE_MS_MIN, DIRTY_MAX_AGE_MS_MAX, expected);
+}
+
+export function formatDurationMs(ms: number): string {
+  if (ms === 0) return '0';
+  for (const unit of ['d', 'h', 'm', 's']) {
+    const factor = DURATION_FACTORS_MS[unit]!;
+    if (ms % factor === 0) return `${ms / factor}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+export function parseRate(key: string, text: string): WritebackRate {
+  const expected = '0/unlimited, SIZE[/s] such as 20M or 20MiB/s, iops=N, or both: 20M,iops=500';
+  const trimmed = text.trim().toLowerCase();
+  if (trimmed === '0' || trimmed === 'unlimited') return { bytesPerSecond: 0, iops: 0 };
+  let bytesPerSecond: number | undefined;
+  let iops: number | undefined;
+  for (const part of trimmed.split(',').map((item) => item.trim())) {
+    const iopsMatch = /^iops=(\d+)$/.exec(part);
+    if (iopsMatch && iops === undefined) {
+      iops = inRange(key, text, Number(iopsMatch[1]), 0, RATE_IOPS_MAX, `iops from 0 to ${RATE_IOPS_MAX}`);
+      continue;
+    }
+    if (bytesPerSecond !== undefined || iopsMatch || part === '') throw bad(key, text, expected);
+    const size = part.replace(/^bytes=/, '').replace(/\/s$/, '');
+    bytesPerSecond = parseSizeValue(key, size, expected);
+    if (bytesPerSecond !== 0) inRange(key, text, bytesPerSecond, RATE_BYTES_MIN, RATE_BYTES_MAX, 'a byte rate from 4K/s to 1T/s, or 0');
+  }
+  return { bytesPerSecond: bytesPerSecond ?? 0, iops: iops ?? 0 };
+}
+
+export function formatRate(rate: WritebackRate): string {
+  const parts: string[] = [];
+  if (rate.bytesPerSecond > 0) parts.push(`${formatSizeValue(rate.bytesPerSecond)}/s`);
+  if (rate.iops > 0) parts.push(`iops=${rate.iops}`);
+  return parts.length === 0 ? '0' : parts.join(',');
+}
+
+function parseInteger(key: string, text: string, minimum: number, maximum: number, suffix = ''): number {
+  const expected = `a whole number from ${minimum} to ${maximum}${suffix}`;
+  const match = new RegExp(`^(\\d+)${suffix ? `${suffix}?` : ''}$`).exec(text.trim());
+  if (!match) throw bad(key, text, expected);
+  return inRange(key, text, Number(match[1]), minimum, maximum, expected);
+}
+
+function parseChoice<T extends string>(key: string, text: string, choices: readonly T[]): T {
+  const value = text.trim() as T;
+  if (!choices.includes(value)) throw bad(key, text, `one of ${choices.join(', ')}`);
+  return value;
+}
+
+const SETTINGS: ReadonlyArray<Setting<never>> = [
+  {
+    key: 'dirty-threshold', syntax: 'PERCENT (0..100)',
+    description: 'background writeback keeps dirty blocks at or below this share of the cache',
+    parse: (text) => parseInteger('dirty-threshold', text, 0, 100, '%'),
+    format: (value: number) => String(value),
+    read: (engine) => engine.cleaner.settings.dirtyThresholdPercent,
+    apply: (engine, value: number) => {
+      engine.cleaner.settings.dirtyThresholdPercent = value;
+      engine.cleaner.applySettings();
+    },
+  } satisfies Setting<number>,
+  {
+    key: 'dirty-max-age', syntax: 'DURATION (0/off, 100ms..7d: 30s, 5m, 1h)',
+    description: 'blocks dirty longer than this are written back while clients are idle',
+    parse: (text) => parseDurationMs('dirty-max-age', text),
+    format: formatDurationMs,
+    read: (engine) => engine.cleaner.settings.dirtyMaxAgeMs,
+    apply: (engine, value: number) => {
+      engine.cleaner.settings.dirtyMaxAgeMs = value;
+      engine.cleaner.applySettings();
+    },
+  } satisfies Setting<number>,
+  {
+    key: 'writeback-rate', syntax: 'RATE (0/unlimited, 20M, 20MiB/s, iops=500, 20M,iops=500)',
+    description: 'cap on background writeback toward the origin (flush and room-making are not capped)',
+    parse: (text) => parseRate('writeback-rate', text),
+    format: formatRate,
+    read: (engine) => ({ bytesPerSecond: engine.cleaner.settings.writebackRateBytesPerSecond, iops: engine.cleaner.settings.writebackRateIops }),
+    apply: (engine, value: WritebackRate) => {
+      engine.cleaner.settings.writebackRateBytesPerSecond = value.bytesPerSecond;
+      engine.cleaner.settings.writebackRateIops = value.iops;
+      engine.cleaner.applySettings();
+    },
+  } satisfies Setting<WritebackRate>,
+  {
+    key: 'writeback-concurrency', syntax: `N (1..${WRITEBACK_CONCURRENCY_MAX})`,
+    description: 'coalesced origin writes in flight at once (one while clients are busy)',
+    parse: (text) => parseInteger('writeback-concurrency', text, 1, WRITEBACK_CONCURRENCY_MAX),
+    format: (value: number) => String(value),
+    read: (engine) => engine.cleaner.settings.writebackConcurrency,
+    apply: (engine, value: number) => {
+      engine.cleaner.settings.writebackConcurrency = value;
+      engine.cleaner.applySettings();
+    },
+  } satisfies Setting<number>,
+  {
+    key: 'sequential-cutoff', syntax: 'SIZE (0/off, 4K..64G)',
+    description: 'request streams at least this long bypass the cache',
+    parse: (text) => {
+      const expected = '0/off or a size from 4K to 64G';
+      if (text.trim().toLowerCase() === 'off') return 0;
+      const value = parseSizeValue('sequential-cutoff', text, expected);
+      return value === 0 ? 0 : inRange('sequential-cutoff', text, value, SEQUENTIAL_CUTOFF_BYTES_MIN, SEQUENTIAL_CUTOFF_BYTES_MAX, expected);
+    },
+    format: (value: number) => formatSizeValue(value),
+    read: (engine) => engine.sequentialCutoffBytes,
+    apply: (engine, value: number) => engine.setSequentialCutoff(value),
+  } satisfies Setting<number>,
+  {
+    key: 'policy', syntax: `NAME (${POLICY_NAMES.join(', ')})`,
+    description: 'replacement policy; switching keeps every cached block; persisted',
+    parse: (text) => parseChoice('policy', text, POLICY_NAMES),
+    format: (value: string) => value,
+    read: (engine) => engine.policy.name,
+    apply: (engine, value: string) => engine.setPolicy(value),
+  } satisfies Setting<string>,
+  {
+    key: 'mode', syntax: `MODE (${CACHE_MODES.join(', ')})`,
+    description: 'write mode; leaving writeback writes every dirty block back first; persisted',
+    parse: (text) => parseChoice('mode', text, CACHE_MODES),
+    format: (value: CacheMode) => value,
+    read: (engine) => engine.mode,
+    apply: (engine, value: CacheMode) => engine.setMode(value),
+  } satisfies Setting<CacheMode>,
+] as unknown as ReadonlyArray<Setting<never>>;
+
+export const SETTING_KEYS: readonly string[] = SETTINGS.map((setting) => setting.key);
+
+/** Help text: one line per setting. */
+export function settingsHelp(): string {
+  const width = Math.max(...SETTINGS.map((setting) => setting.key.length));
+  return SETTINGS.map((setting) => `  ${setting.key.padEnd(width)}  ${setting.syntax}\n  ${' '.repeat(width)}  ${setting.description}`).join('\n');
+}
+
+function find(key: string): Setting<never> {
+  const setting = SETTINGS.find((candidate) => candidate.key === key);
+  if (!setting) throw new BlockcacheError('BAD_ARGUMENT', `unknown setting '${key}' (settings: ${SETTING_KEYS.join(', ')})`);
+  return setting;
+}
+
+/** Current values, formatted as they would be set. */
+export function readSettings(engine: CacheEngine): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const setting of SETTINGS) values[setting.key] = setting.format(setting.read(engine) as never);
+  return values;
+}
+
+/** Parses `KEY=VALUE` items (lines or words) or a JSON object into key/value text pairs. */
+export function parseAssignments(body: string): Array<[string, string]> {
+  const trimmed = body.trim();
+  if (trimmed.startsWith('{')) {
+    let object: unknown;
+    try {
+      object = JSON.parse(trimmed);
+    } catch (error) {
+      throw new BlockcacheError('BAD_ARGUMENT', `settings body is not valid JSON: ${(error as Error).message}`);
+    }
+    if (object === null || typeof object !== 'object' || Array.isArray(object)) throw new BlockcacheError('BAD_ARGUMENT', 'settings JSON must be an object');
+    return Object.entries(object as Record<string, unknown>).map(([key, value]) => {
+      if (typeof value !== 'string' && typeof value !== 'number') throw new BlockcacheError('BAD_ARGUMENT', `${key}: the value must be a string or a number`);
+      return [key, String(value)];
+    });
+  }
+  const items = trimmed.split(/\s*\n\s*/).filter((line) => line !== '' && !line.startsWith('#'));
+  return items.map((item) => {
+    const equals = item.indexOf('=');
+    if (equals <= 0) throw new BlockcacheError('BAD_ARGUMENT', `'${item}' is not KEY=VALUE (settings: ${SETTING_KEYS.join(', ')})`);
+    return [item.slice(0, equals).trim(), item.slice(equals + 1).trim()];
+  });
+}
+
+const chains = new WeakMap<CacheEngine, Promise<unknown>>();
+
+/**
+ * Validates every assignment, then applies them in order (serialised per
+ * engine). Resolves with the settings after the change.
+ */
+export async function applySettings(engine: CacheEngine, assignments: ReadonlyArray<readonly [string, string]>): Promise<Record<string, string>> {
+  if (assignments.length === 0) throw new BlockcacheError('BAD_ARGUMENT', `no settings given (settings: ${SETTING_KEYS.join(', ')})`);
+  const parsed = assignments.map(([key, text]) => {
+    const setting = find(key);
+    return { setting, value: setting.parse(text) };
+  });
+  const previous = chains.get(engine) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(async () => {
+    for (const { setting, value } of parsed) await setting.apply(engine, value);
+    return readSettings(engine);
+  });
+  chains.set(engine, next);
+  return next;
+}

@@ -1,0 +1,39 @@
+// GET /metrics is Prometheus text that `promtool check metrics` accepts, with
+// blockcache_ counters, gauges and latency histograms for client requests,
+// cache-device and origin I/O.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
+import { makeTempDir } from '../support/temp-dir.js';
+import { requireTools, runChecked, runCommand, describeResult } from '../support/process.js';
+import { controlRequest } from '../../src/control/control-server.js';
+
+const MiB = 1024 * 1024;
+
+test('/metrics passes promtool check metrics and has the histograms', async () => {
+  await requireTools(['promtool', 'nbdsh']);
+  const directory = await makeTempDir();
+  let served: ServedCache | undefined;
+  try {
+    const { cache } = await createFileCache(directory, { originBytes: 16 * MiB, cacheBytes: 8 * MiB, mode: 'writeback' });
+    served = await serveCache(cache, directory.path);
+    await runChecked('nbdsh', ['-u', served.uri, '-c', `h.pwrite(b'x' * 65536, 0); h.pread(65536, ${MiB}); h.pread(65536, 0); h.flush()`]);
+    const response = await controlRequest(served.control, 'GET', '/metrics');
+    assert.equal(response.status, 200);
+    const text = response.body;
+    for (const name of [
+      'blockcache_request_duration_seconds_bucket{le="0.001",op="read"}', 'blockcache_request_duration_seconds_count{op="write"}',
+      'blockcache_cache_device_io_duration_seconds_bucket', 'blockcache_origin_io_duration_seconds_bucket',
+      '# TYPE blockcache_requests_total counter', 'blockcache_dirty_blocks ', 'blockcache_block_lookups_total{op="read",result="hit"}',
+      'blockcache_writeback_rate_bytes_per_second', 'blockcache_info{mode="writeback"',
+    ]) assert.ok(text.includes(name), `metrics include ${name}`);
+    assert.ok(text.split('\n').every((line) => line === '' || line.startsWith('#') || line.startsWith('blockcache_')), 'every metric is blockcache_');
+    const check = await runCommand('promtool', ['check', 'metrics'], { input: text, timeoutMs: 30_000 });
+    assert.equal(check.code, 0, describeResult('promtool check metrics', check));
+    await served.stop();
+    served = undefined;
+  } finally {
+    await served?.process.kill('SIGKILL');
+    await directory.remove();
+  }
+});
