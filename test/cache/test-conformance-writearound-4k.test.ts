@@ -1,23 +1,4 @@
-// The NBD conformance suite (nbd-conformance.md A–G) against the real
-// `blockcache serve` in writearound mode with 4K cache blocks, over file devices,
-// with a cache much smaller than the data written so eviction happens.
-import { after, before } from 'node:test';
-import { defineConformanceSuite } from '../support/conformance.js';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir, TempDir } from '../support/temp-dir.js';
+// The NBD conformance suite against the real `blockcache serve` in writearound mode with 4K cache blocks.
+import { defineBlockcacheConformance } from '../support/blockcache.js';
 
-const MiB = 1024 * 1024;
-let directory: TempDir;
-
-before(async () => {
-  directory = await makeTempDir('blockcache-conformance-');
-});
-after(async () => {
-  await directory.remove();
-});
-
-defineConformanceSuite('blockcache writearound 4K', async () => {
-  const { cache } = await createFileCache(directory, { originBytes: 256 * MiB, cacheBytes: 48 * MiB, mode: 'writearound', blockSize: '4K' });
-  const served: ServedCache = await serveCache(cache, directory.path);
-  return { uri: served.uri, stop: () => served.stop() };
-}, { skipFuse: true });
+await defineBlockcacheConformance('writearound', '4K', { skipFuse: true });

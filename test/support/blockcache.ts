@@ -70,3 +70,27 @@ export async function createFileCache(directory: TempDir, options: {
     ...(options.policy ? ['--policy', options.policy] : [])]);
   return { origin, cache };
 }
+
+/**
+ * Registers the NBD conformance suite (nbd-conformance.md A–G) against the real
+ * `blockcache serve` in `mode` with `blockSize` cache blocks, over file devices,
+ * with a cache much smaller than the data written so eviction happens.
+ */
+export async function defineBlockcacheConformance(mode: string, blockSize: string, options: { skipFuse?: boolean } = {}): Promise<void> {
+  const { after, before } = await import('node:test');
+  const { defineConformanceSuite } = await import('./conformance.js');
+  const { makeTempDir } = await import('./temp-dir.js');
+  const MiB = 1024 * 1024;
+  let directory: TempDir;
+  before(async () => {
+    directory = await makeTempDir('blockcache-conformance-');
+  });
+  after(async () => {
+    await directory.remove();
+  });
+  defineConformanceSuite(`blockcache ${mode} ${blockSize}`, async () => {
+    const { cache } = await createFileCache(directory, { originBytes: 256 * MiB, cacheBytes: 48 * MiB, mode, blockSize });
+    const served = await serveCache(cache, directory.path);
+    return { uri: served.uri, stop: () => served.stop() };
+  }, options);
+}
