@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeRecord, encodeRecord, RECORD_DATA_CRC, RECORD_DIRTY, RECORD_VALID } from './record.js';
+import { RECORD_BYTES } from './layout.js';
+
+const SALT = 0x12345678;
+
+test('records round-trip, including 53-bit origin blocks and sequences', () => {
+  const buffer = Buffer.alloc(RECORD_BYTES * 4);
+  const records = [
+    { originBlock: 0, sequence: 1, dataCrc: 0, flags: RECORD_VALID | RECORD_DIRTY },
+    { originBlock: 2 ** 52 + 3, sequence: 2 ** 50, dataCrc: 0xffffffff, flags: RECORD_VALID | RECORD_DATA_CRC },
+    { originBlock: 99, sequence: 7, dataCrc: 0, flags: 0 },
+  ];
+  records.forEach((record, i) => encodeRecord(record, 1000 + i, SALT, buffer, i * RECORD_BYTES));
+  records.forEach((record, i) => assert.deepEqual(decodeRecord(buffer, i * RECORD_BYTES, 1000 + i, SALT), { kind: 'record', ...record }));
+  assert.deepEqual(decodeRecord(buffer, 3 * RECORD_BYTES, 1003, SALT), { kind: 'empty' });
+});
+
+test('every corrupted byte of a record makes it corrupt, never another valid record', () => {
+  const buffer = Buffer.alloc(RECORD_BYTES);
+  encodeRecord({ originBlock: 4242, sequence: 9, dataCrc: 0xabcdef01, flags: RECORD_VALID | RECORD_DATA_CRC }, 17, SALT, buffer, 0);
+  for (let offset = 0; offset < RECORD_BYTES; offset++) {
+    for (const mask of [0x01, 0x80, 0xff]) {
+      const damaged = Buffer.from(buffer);
+      damaged[offset] = damaged[offset]! ^ mask;
+      assert.equal(decodeRecord(damaged, 0, 17, SALT).kind, 'corrupt', `byte ${offset} mask ${mask}`);
+    }
+  }
+});
+
+test('a record is corrupt at the wrong slot or under another cache\'s salt', () => {
+  const buffer = Buffer.alloc(RECORD_BYTES);
+  encodeRecord({ originBlock: 5, sequence: 1, dataCrc: 0, flags: RECORD_VALID }, 3, SALT, buffer, 0);
+  assert.equal(decodeRecord(buffer, 0, 4, SALT).kind, 'corrupt');
+  assert.equal(decodeRecord(buffer, 0, 3, SALT + 1).kind, 'corrupt');
+  assert.throws(() => encodeRecord({ originBlock: 5, sequence: 1, dataCrc: 0, flags: RECORD_DIRTY }, 3, SALT, buffer, 0), /dirty implies valid/);
+});
