@@ -360,7 +360,15 @@ export class Cleaner {
       if (!live) return; // the next round picks up what is still dirty
       const blockBytes = engine.blockBytes;
       const buffer = Buffer.allocUnsafe(run.length * blockBytes);
-      await Promise.all(run.map((slot, i) => engine.internals.cacheRead(buffer.subarray(i * blockBytes, (i + 1) * blockBytes), engine.internals.slotOffset(slot))));
+      // Adjacent slots (a sequential burst allocated in order) are read with one cache read.
+      const reads: Promise<void>[] = [];
+      for (let first = 0; first < run.length;) {
+        let end = first + 1;
+        while (end < run.length && run[end] === run[end - 1]! + 1) end++;
+        reads.push(engine.internals.cacheRead(buffer.subarray(first * blockBytes, end * blockBytes), engine.internals.slotOffset(run[first]!)));
+        first = end;
+      }
+      await Promise.all(reads);
       const lastLength = engine.internals.blockLength(originBlocks[originBlocks.length - 1]!);
       const length = (run.length - 1) * blockBytes + lastLength;
       await engine.writebackWrite(buffer.subarray(0, length), originBlocks[0]! * blockBytes);

@@ -31,6 +31,7 @@ import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
 import { Cleaner, CleanerSettings, Clock } from './cleaner.js';
+import { CoalescingDevice } from '../layers/coalescing-device.js';
 import { ErrorBudget, ERRORS_TO_DEGRADE, ERRORS_TO_RECOVER } from './error-budget.js';
 import { SequentialDetector } from './sequential-detector.js';
 import { createPolicy } from '../policies/registry.js';
@@ -116,8 +117,9 @@ export class CacheEngine implements BlockDevice {
 
   constructor(parts: EngineParts) {
     const superblock = parts.store.superblock;
-    this.cacheDevice = parts.cache;
-    this.origin = parts.origin;
+    // Adjacent block reads and writes of one request become single device operations.
+    this.cacheDevice = new CoalescingDevice(parts.cache);
+    this.origin = new CoalescingDevice(parts.origin);
     this.store = parts.store;
     this.table = parts.table;
     this.index = parts.index;

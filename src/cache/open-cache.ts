@@ -131,7 +131,11 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   const counts = await recover(options, store, superblock, table, index, originChanged && !options.force);
   for (let slot = 0; slot < superblock.cacheBlocks; slot++) {
     if (table.has(slot, VALID)) policy.insert(slot, table.originOf[slot]!);
-    else table.pushFree(slot);
+  }
+  // Free slots are pushed highest first so they are taken lowest first: a sequential burst
+  // lands in consecutive slots, which writeback then reads with single large reads.
+  for (let slot = superblock.cacheBlocks - 1; slot >= 0; slot--) {
+    if (!table.has(slot, VALID)) table.pushFree(slot);
   }
   // Mark the cache in use before serving: from now on a crash is detectable.
   await store.writeStaged();
