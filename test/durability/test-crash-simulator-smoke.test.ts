@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { runSimulation } from '../../src/testing/crash-simulator.js';
 
 /** Seeds run by the suite; `npm run sim -- --seeds N` runs more, and longer. */
-const SEEDS = Number(process.env['CRASH_SIM_SEEDS'] ?? 150);
+const SEEDS = Number(process.env['CRASH_SIM_SEEDS'] ?? 200);
 const FIRST_SEED = 1;
 const OPS_PER_CYCLE = 60;
 const CRASH_CYCLES = 2;
