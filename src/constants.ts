@@ -68,6 +68,8 @@ export const NBD_INFLIGHT_BYTES_MAX = 96 * MiB;
 export const NBD_CONNECTIONS_MAX = 256;
 /** BLOCK_STATUS extents per reply chunk (the spec says at most 2^20). */
 export const NBD_EXTENTS_MAX = 1024 * 1024;
+/** A client must finish the handshake within this time (options are tiny; clients answer at once). */
+export const NBD_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Client side: requests in flight per NbdDevice before callers queue. */
 export const NBD_CLIENT_INFLIGHT_MAX = 64;
 /** Client side: handshake or connect that takes longer than this fails. */

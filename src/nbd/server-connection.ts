@@ -89,6 +89,9 @@ export class ServerConnection {
   /** Runs the handshake; the transmission phase then runs from data events. */
   async start(): Promise<void> {
     let session: NegotiatedSession | null;
+    // A client that never finishes the handshake must not hold a connection slot forever.
+    const idle = setTimeout(() => this.queue.cancel(connectionClosedError('nbd handshake timed out')), this.config.handshakeTimeoutMs);
+    idle.unref();
     try {
       session = await negotiate({
         queue: this.queue,
@@ -96,7 +99,9 @@ export class ServerConnection {
         isShuttingDown: () => this.shuttingDown,
       }, this.config);
     } catch {
-      session = null; // EOF or cancel during the handshake: quiet cleanup.
+      session = null; // EOF, timeout or cancel during the handshake: quiet cleanup.
+    } finally {
+      clearTimeout(idle);
     }
     if (this.phase !== 'handshake') return;
     if (session === null) {

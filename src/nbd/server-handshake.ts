@@ -21,6 +21,8 @@ export interface ExportConfig {
   readonly description: string | undefined;
   readonly sizeBytes: number;
   readonly readOnly: boolean;
+  /** How long a client may take to finish the handshake. */
+  readonly handshakeTimeoutMs: number;
 }
 
 /** The outcome of a successful handshake. */

@@ -13,7 +13,7 @@
 // is what CAN_MULTI_CONN promises (see docs/NBD_EXPORT.md).
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { NBD_CONNECTIONS_MAX } from '../constants.js';
+import { NBD_CONNECTIONS_MAX, NBD_HANDSHAKE_TIMEOUT_MS } from '../constants.js';
 import { BlockDevice } from '../devices/block-device.js';
 import { assert } from '../stdx/assert.js';
 import { BlockcacheError } from '../stdx/errors.js';
@@ -29,6 +29,8 @@ export interface NbdServerOptions {
   listen?: { host: string; port: number };
   readOnly?: boolean;
   log?: (line: string) => void;
+  /** Default NBD_HANDSHAKE_TIMEOUT_MS. */
+  handshakeTimeoutMs?: number;
 }
 
 /** Owner-only permissions for the Unix socket. */
@@ -60,6 +62,7 @@ export class NbdServer {
       description: options.description,
       sizeBytes: device.sizeBytes,
       readOnly: options.readOnly ?? false,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? NBD_HANDSHAKE_TIMEOUT_MS,
     };
     if (Buffer.byteLength(config.name) > 4096) throw new BlockcacheError('BAD_ARGUMENT', 'export name longer than 4096 bytes');
     const server = new NbdServer(options, config, options.log ?? (() => {}));
