@@ -28,7 +28,7 @@ import { RateMeter } from './rate-meter.js';
 import { crc32c } from '../stdx/checksum.js';
 import { assert } from '../stdx/assert.js';
 import type { CacheEngine } from './engine.js';
-import { DIRTY, HAS_CRC, VALID } from './slot-table.js';
+import { DIRTY, HAS_CRC, PERSISTED_DIRTY, VALID } from './slot-table.js';
 
 /** Largest single origin write a run of contiguous dirty blocks is merged into. */
 export const WRITEBACK_RUN_BYTES_MAX = 4 * MiB;
@@ -311,7 +311,9 @@ export class Cleaner {
     const engine = this.engine;
     const table = engine.table;
     // The dirty records must be durable before the origin is written (see the file comment).
-    await engine.commit();
+    // They already are when every chosen block's latest record says dirty and no commit
+    // that might have staged it is still running; then the extra commit is skipped.
+    if (engine.commitInFlight || slots.some((slot) => !table.has(slot, PERSISTED_DIRTY))) await engine.commit();
     slots.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
     const runs: number[][] = [];
     const runBlocksMax = Math.max(1, Math.floor(WRITEBACK_RUN_BYTES_MAX / engine.blockBytes));

@@ -743,17 +743,33 @@ export class CacheEngine implements BlockDevice {
     const superblock = this.store.superblock;
     const sequence = superblock.commitSequence + 1;
     const stagedClean: number[] = [];
+    const staged: number[] = [];
     // Stage synchronously: records describe exactly the state at this instant.
     this.table.drainPending((slot) => {
       if (this.table.has(slot, RESERVED)) return; // data not written yet: its completion re-marks it
       const record = this.recordOf(slot, sequence);
       this.store.stage(slot, record);
+      staged.push(slot);
       if ((record.flags & RECORD_DIRTY) !== 0) this.table.state[slot]! |= PERSISTED_DIRTY | DIRTY_ON_DISK;
       else {
         this.table.state[slot]! &= ~PERSISTED_DIRTY;
         stagedClean.push(slot);
       }
     });
+    try {
+      await this.writeCommit(sequence, stagedClean);
+    } catch (error) {
+      // Nothing staged may be assumed durable: stage it again next time (DIRTY_ON_DISK stays, conservatively).
+      for (const slot of staged) {
+        this.table.state[slot]! &= ~PERSISTED_DIRTY;
+        this.table.markPending(slot);
+      }
+      throw error;
+    }
+  }
+
+  /** The I/O of a commit whose records are staged: data flushes, records, superblock, flush. */
+  private async writeCommit(sequence: number, stagedClean: number[]): Promise<void> {
     const epoch = this.originEpoch;
     const originCompleted = this.originWritesCompleted;
     // The intent may be cleared only if every origin operation started so far is covered by this flush:
@@ -786,6 +802,11 @@ export class CacheEngine implements BlockDevice {
       dataCrc: hasCrc ? this.table.dataCrc[slot]! : 0,
       flags: recordFlags(valid, dirty, hasCrc),
     };
+  }
+
+  /** True while a commit (or a queued one) has not finished: staged records may not be durable yet. */
+  get commitInFlight(): boolean {
+    return this.commitRunning !== undefined || this.commitQueued !== undefined;
   }
 
   /**
