@@ -40,17 +40,44 @@ async function status(served: ServedCache): Promise<Record<string, unknown>> {
   return JSON.parse((await blockcacheChecked(['status', '--control', served.control, '--json'])).stdout);
 }
 
-test('cache-device read errors: clean data from the origin, dirty data EIO, degraded, then recovery of the dirty data', async () => {
+interface Rig {
+  /** The file behind the healthy device, and the faulty device (an nbdkit error-filter export). */
+  readonly healthyFile: string;
+  readonly faulty: Awaited<ReturnType<typeof faultyDisk>>;
+  served: ServedCache | undefined;
+}
+
+/** A cache whose `faultyRole` device sits behind nbdkit's error filter, served; cleaned up after `body`. */
+async function withRig(faultyRole: 'cache' | 'origin', mode: string, body: (rig: Rig) => Promise<void>): Promise<void> {
   await requireTools(['nbdkit', 'nbdsh']);
   const directory = await makeTempDir();
   makeFile(directory.file('cache.img'), 8 * MiB);
-  const origin = directory.file('origin.img');
-  makeFile(origin, 32 * MiB);
-  const cache = await faultyDisk(directory, 'cache');
-  let served: ServedCache | undefined;
+  makeFile(directory.file('origin.img'), 32 * MiB);
+  const faulty = await faultyDisk(directory, faultyRole);
+  const healthyFile = directory.file(faultyRole === 'cache' ? 'origin.img' : 'cache.img');
+  const rig: Rig = { healthyFile, faulty, served: undefined };
   try {
-    await blockcacheChecked(['create', '--cache', cache.uri, '--origin', origin, '--mode', 'writeback', '--assoc', '64']);
-    served = await serveCache(cache.uri, directory.path);
+    const [cache, origin] = faultyRole === 'cache' ? [faulty.uri, healthyFile] : [healthyFile, faulty.uri];
+    await blockcacheChecked(['create', '--cache', cache, '--origin', origin, '--mode', mode, '--assoc', '64']);
+    rig.served = await serveCache(cache, directory.path);
+    await body(rig);
+  } finally {
+    if (rig.served) await rig.served.process.kill('SIGKILL');
+    await faulty.process.stop();
+    await directory.remove();
+  }
+}
+
+/** Stops the rig's server cleanly (so the test can inspect its devices). */
+async function stopServer(rig: Rig): Promise<void> {
+  await rig.served!.stop();
+  rig.served = undefined;
+}
+
+test('cache-device read errors: clean data from the origin, dirty data EIO, degraded, then recovery of the dirty data', async () => {
+  await withRig('cache', 'writeback', async (rig) => {
+    const served = rig.served!;
+    const cache = rig.faulty;
     // B: clean in the cache (written back); A: dirty.
     assert.equal((await nbdsh(served.uri, `h.pwrite(b"B" * ${MiB}, ${4 * MiB}); h.flush()`)).code, 0);
     await blockcacheChecked(['flush', '--control', served.control]);
@@ -70,61 +97,36 @@ test('cache-device read errors: clean data from the origin, dirty data EIO, degr
     const recovered = await nbdsh(served.uri, 'assert h.pread(65536, 0) == b"A" * 65536');
     assert.equal(recovered.code, 0, `the dirty data survives the errors: ${recovered.stderr}`);
     await blockcacheChecked(['flush', '--control', served.control]);
-    await served.stop();
-    served = undefined;
-    const content = fs.readFileSync(origin);
+    await stopServer(rig);
+    const content = fs.readFileSync(rig.healthyFile);
     assert.ok(content.subarray(0, 65536).equals(Buffer.alloc(65536, 'A')));
     assert.ok(content.subarray(4 * MiB, 5 * MiB).equals(Buffer.alloc(MiB, 'B')));
     assert.ok(content.subarray(8 * MiB, 8 * MiB + 65536).equals(Buffer.alloc(65536, 'D')));
-  } finally {
-    if (served) await served.process.kill('SIGKILL');
-    await cache.process.stop();
-    await directory.remove();
-  }
+  });
 });
 
 test('writethrough with cache-device write errors keeps serving correct data', async () => {
-  await requireTools(['nbdkit', 'nbdsh']);
-  const directory = await makeTempDir();
-  makeFile(directory.file('cache.img'), 8 * MiB);
-  const origin = directory.file('origin.img');
-  makeFile(origin, 32 * MiB);
-  const cache = await faultyDisk(directory, 'cache');
-  let served: ServedCache | undefined;
-  try {
-    await blockcacheChecked(['create', '--cache', cache.uri, '--origin', origin, '--mode', 'writethrough', '--assoc', '64']);
-    served = await serveCache(cache.uri, directory.path);
+  await withRig('cache', 'writethrough', async (rig) => {
+    const served = rig.served!;
     assert.equal((await nbdsh(served.uri, `h.pwrite(b"1" * ${MiB}, 0); h.pread(${MiB}, 0)`)).code, 0);
-    fs.writeFileSync(cache.writeTrigger, '');
+    fs.writeFileSync(rig.faulty.writeTrigger, '');
     const result = await nbdsh(served.uri, [
       `h.pwrite(b"2" * ${MiB}, 0)`, `h.pwrite(b"3" * ${MiB}, ${2 * MiB})`, `h.pwrite(b"4" * 1000, 5000)`,
       `expected = bytearray(b"2" * ${MiB}); expected[5000:6000] = b"4" * 1000`,
       `assert h.pread(${MiB}, 0) == bytes(expected)`, `assert h.pread(${MiB}, ${2 * MiB}) == b"3" * ${MiB}`,
     ].join('\n'));
     assert.equal(result.code, 0, `writes succeed and read back exactly: ${result.stderr}`);
-    fs.rmSync(cache.writeTrigger);
+    fs.rmSync(rig.faulty.writeTrigger);
     assert.equal((await nbdsh(served.uri, `assert h.pread(${MiB}, ${2 * MiB}) == b"3" * ${MiB}`)).code, 0);
-    await served.stop();
-    served = undefined;
-    assert.ok(fs.readFileSync(origin).subarray(2 * MiB, 3 * MiB).equals(Buffer.alloc(MiB, '3')), 'the origin has every write');
-  } finally {
-    if (served) await served.process.kill('SIGKILL');
-    await cache.process.stop();
-    await directory.remove();
-  }
+    await stopServer(rig);
+    assert.ok(fs.readFileSync(rig.healthyFile).subarray(2 * MiB, 3 * MiB).equals(Buffer.alloc(MiB, '3')), 'the origin has every write');
+  });
 });
 
 test('origin errors reach the client as EIO and leave the cache intact', async () => {
-  await requireTools(['nbdkit', 'nbdsh']);
-  const directory = await makeTempDir();
-  const cachePath = directory.file('cache.img');
-  makeFile(cachePath, 8 * MiB);
-  makeFile(directory.file('origin.img'), 32 * MiB);
-  const origin = await faultyDisk(directory, 'origin');
-  let served: ServedCache | undefined;
-  try {
-    await blockcacheChecked(['create', '--cache', cachePath, '--origin', origin.uri, '--mode', 'writethrough', '--assoc', '64']);
-    served = await serveCache(cachePath, directory.path);
+  await withRig('origin', 'writethrough', async (rig) => {
+    const served = rig.served!;
+    const origin = rig.faulty;
     assert.equal((await nbdsh(served.uri, `h.pwrite(b"C" * 65536, 0); h.pread(65536, 0); h.flush()`)).code, 0);
     fs.writeFileSync(origin.readTrigger, '');
     fs.writeFileSync(origin.writeTrigger, '');
@@ -142,14 +144,9 @@ test('origin errors reach the client as EIO and leave the cache intact', async (
     const counters = await status(served);
     assert.ok((counters.originErrors as number) >= 2);
     assert.equal(counters.state, 'running', 'origin errors do not degrade the cache');
-    await served.stop();
-    served = undefined;
-    const checked = JSON.parse((await blockcacheChecked(['check', '--cache', cachePath, '--json', '--data'])).stdout);
+    await stopServer(rig);
+    const checked = JSON.parse((await blockcacheChecked(['check', '--cache', rig.healthyFile, '--json', '--data'])).stdout);
     assert.equal(checked.ok, true);
     assert.equal(checked.dataMismatches, 0);
-  } finally {
-    if (served) await served.process.kill('SIGKILL');
-    await origin.process.stop();
-    await directory.remove();
-  }
+  });
 });
