@@ -29,7 +29,7 @@ import { BlockIndex } from './block-index.js';
 import { BlockLocks } from './block-locks.js';
 import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
-import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PENDING, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
+import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
 import { Cleaner, CleanerSettings, Clock } from './cleaner.js';
 import { CoalescingDevice } from '../layers/coalescing-device.js';
 import { ErrorBudget, ERRORS_TO_DEGRADE, ERRORS_TO_RECOVER } from './error-budget.js';
@@ -1023,4 +1023,3 @@ export class CacheEngine implements BlockDevice {
   }
 }
 
-export { PENDING };

@@ -16,7 +16,7 @@ import { BlockIndex } from './block-index.js';
 import { CacheEngine } from './engine.js';
 import { CleanerSettings } from './cleaner.js';
 import { SetMapping } from './set-mapping.js';
-import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, SlotTable, VALID } from './slot-table.js';
+import { DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, SlotTable, VALID } from './slot-table.js';
 import { ASSOC_DEFAULT, BLOCK_BYTES_DEFAULT } from '../constants.js';
 
 export interface CreateOptions {
@@ -254,4 +254,3 @@ async function verifyCleanData(options: OpenOptions, superblock: Superblock, tab
   await Promise.all(Array.from({ length: Math.min(VERIFY_INFLIGHT_MAX, slots.length) }, worker));
 }
 
-export { DIRTY };

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { blockcacheChecked, serveCache, ServedCache, BLOCKCACHE_BIN } from '../support/blockcache.js';
+import { blockcacheChecked, serveCache, ServedCache } from '../support/blockcache.js';
 import { BackgroundProcess, describeResult, runCommand, spawnBackground, requireTools } from '../support/process.js';
 import { makeTempDir, TempDir } from '../support/temp-dir.js';
 import { sleep, waitForSocket } from '../support/wait.js';
@@ -113,7 +113,7 @@ export async function runCrashScenario(scenario: CrashScenario): Promise<{ write
     served = undefined;
     await blockcacheChecked(['detach', '--cache', cacheSpec, ...(originArgs())]);
     // The origin alone now holds exactly what was observed.
-    let originUri = `nbd+unix:///?socket=${directory.file('plain-origin.sock')}`;
+    const originUri = `nbd+unix:///?socket=${directory.file('plain-origin.sock')}`;
     for (const disk of disks) await disk.process.kill('SIGKILL'); // detach flushed them
     const plain = spawnBackground('nbdkit', ['-f', '-r', '-U', directory.file('plain-origin.sock'), 'file', scenario.powerLoss ? disks[0]!.file : origin]);
     try {
@@ -122,7 +122,6 @@ export async function runCrashScenario(scenario: CrashScenario): Promise<{ write
     } finally {
       await plain.stop();
     }
-    originUri = '';
     return { writes, cycles: scenario.cycles };
   } finally {
     if (served) await served.process.kill('SIGKILL');
@@ -131,7 +130,6 @@ export async function runCrashScenario(scenario: CrashScenario): Promise<{ write
   }
 }
 
-export { BLOCKCACHE_BIN };
 
 /** Negative control: the verifier must reject misplaced, stale and never-written data. */
 export async function verifierCatchesCorruption(): Promise<void> {
