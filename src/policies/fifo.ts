@@ -9,8 +9,8 @@ const NIL = 0xffffffff;
 const QUEUE = 0;
 
 export class FifoPolicy implements ReplacementPolicy {
-  readonly name = 'fifo';
-  private readonly lists: BlockLists;
+  readonly name: string = 'fifo';
+  protected readonly lists: BlockLists;
 
   constructor(geometry: PolicyGeometry) {
     this.lists = new BlockLists(geometry.cacheBlocks, geometry.assoc, 1);
@@ -20,7 +20,7 @@ export class FifoPolicy implements ReplacementPolicy {
     return this.lists.memoryBytes;
   }
 
-  hit(): void {
+  hit(_cacheBlock: number): void {
     // FIFO ignores hits by definition.
   }
 
