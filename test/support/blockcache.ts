@@ -51,14 +51,20 @@ export async function serveCache(cachePath: string, directory: string, extra: re
   };
 }
 
-/** Sparse files for an origin and a cache device, and a formatted cache. */
+/**
+ * A sparse cache file and a formatted cache, over a sparse origin file of
+ * `originBytes` — or over `originSpec` (an NBD URI) when given.
+ */
 export async function createFileCache(directory: TempDir, options: {
-  originBytes: number; cacheBytes: number; mode: string; blockSize?: string; assoc?: string; policy?: string; originContent?: (fd: number) => void;
+  originBytes?: number; originSpec?: string; cacheBytes: number; mode: string; blockSize?: string; assoc?: string; policy?: string;
+  originContent?: (fd: number) => void;
 }): Promise<{ origin: string; cache: string }> {
-  const origin = directory.file('origin.img');
+  const origin = options.originSpec ?? directory.file('origin.img');
   const cache = directory.file('cache.img');
-  fs.closeSync(fs.openSync(origin, 'w'));
-  fs.truncateSync(origin, options.originBytes);
+  if (options.originSpec === undefined) {
+    fs.closeSync(fs.openSync(origin, 'w'));
+    fs.truncateSync(origin, options.originBytes ?? 0);
+  }
   if (options.originContent) {
     const fd = fs.openSync(origin, 'r+');
     try { options.originContent(fd); } finally { fs.closeSync(fd); }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { serveCache, ServedCache } from '../support/blockcache.js';
+import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { requireTools, runChecked } from '../support/process.js';
 import { blockcacheChecked, startStatsOrigin, StatsOrigin, statusOf } from '../support/writeback.js';
@@ -20,10 +20,7 @@ test('flush writes a sequential burst back as large sorted writes and leaves the
   let served: ServedCache | undefined;
   try {
     origin = await startStatsOrigin('64M');
-    const cache = directory.file('cache.img');
-    fs.writeFileSync(cache, '');
-    fs.truncateSync(cache, 48 * MiB);
-    await blockcacheChecked(['create', '--cache', cache, '--origin', origin.uri, '--mode', 'writeback', '--assoc', '64']);
+    const { cache } = await createFileCache(directory, { originSpec: origin.uri, cacheBytes: 48 * MiB, mode: 'writeback', assoc: '64' });
     served = await serveCache(cache, directory.path, ['--set', 'dirty-threshold=100']);
     const data = randomBytes(BURST_BYTES);
     const dataPath = directory.file('data.bin');

@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { serveCache, ServedCache } from '../support/blockcache.js';
+import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { requireTools, runChecked } from '../support/process.js';
-import { blockcacheChecked, setSettings, startStatsOrigin, StatsOrigin, statusOf } from '../support/writeback.js';
+import { setSettings, startStatsOrigin, StatsOrigin, statusOf } from '../support/writeback.js';
 
 const MiB = 1024 * 1024;
 const DIRTY_BYTES = 24 * MiB;
@@ -21,10 +21,7 @@ test('background writeback stays under writeback-rate at the origin', async () =
   let served: ServedCache | undefined;
   try {
     origin = await startStatsOrigin('64M');
-    const cache = directory.file('cache.img');
-    fs.writeFileSync(cache, '');
-    fs.truncateSync(cache, 48 * MiB);
-    await blockcacheChecked(['create', '--cache', cache, '--origin', origin.uri, '--mode', 'writeback', '--assoc', 'full']);
+    const { cache } = await createFileCache(directory, { originSpec: origin.uri, cacheBytes: 48 * MiB, mode: 'writeback', assoc: 'full' });
     served = await serveCache(cache, directory.path, ['--set', 'dirty-threshold=100']);
     const dataPath = directory.file('data.bin');
     fs.writeFileSync(dataPath, randomBytes(DIRTY_BYTES));
