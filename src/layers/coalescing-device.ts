@@ -95,18 +95,20 @@ export class CoalescingDevice implements BlockDevice {
         bytes += next.buffer.length;
         end++;
       }
-      this.issue(pending.slice(first, end), bytes, isRead);
+      this.issue(pending, first, end, bytes, isRead);
       first = end;
     }
   }
 
-  private issue(group: Pending[], bytes: number, isRead: boolean): void {
-    const head = group[0]!;
-    if (group.length === 1) {
+  /** Issues pending[first, end) (adjacent, `bytes` in all) as one operation. */
+  private issue(pending: Pending[], first: number, end: number, bytes: number, isRead: boolean): void {
+    const head = pending[first]!;
+    if (end - first === 1) {
       const operation = isRead ? this.inner.read(head.buffer, head.offsetBytes) : this.inner.write(head.buffer, head.offsetBytes);
       operation.then(head.resolve, head.reject);
       return;
     }
+    const group = pending.slice(first, end);
     const settle = (error?: unknown) => {
       for (const item of group) {
         if (error === undefined) item.resolve();
