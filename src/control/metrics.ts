@@ -5,15 +5,138 @@
 // Counters and gauges are read from the engine only when scraped (collect
 // callbacks), so they cost nothing between scrapes. Latency histograms are fed
 // by TimedDevice layers around the cache device, the origin and the engine as
-// the NBD server sees it (client requests).
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// the NBD server sees it (client requests). They are LatencyHistograms, not
+// prom-client Histograms: recording an observation is a bucket search and two
+// typed-array increments (prom-client's observe hashes labels and allocates
+// per call), and the cumulative buckets, _sum and _count are built only when
+// scraped, in the same exposition prom-client's Histogram gives.
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Metric } from 'prom-client';
 import type { CacheEngine } from '../cache/engine.js';
-import type { DeviceOperation, IoObserver } from '../layers/timed-device.js';
+import { DEVICE_OPERATIONS } from '../layers/timed-device.js';
+import type { IoObserver } from '../layers/timed-device.js';
 
 /** Latency buckets in seconds: 50 µs (page-cache hit) to 10 s (a stalled network origin). */
-const LATENCY_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const LATENCY_BUCKETS_SECONDS: readonly number[] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-type Observers = { client: IoObserver; cacheDevice: IoObserver; origin: IoObserver };
+/** One exposition sample, shaped as prom-client's Histogram gives them to its Registry. */
+interface HistogramSample {
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string>;
+  value: number;
+  metricName: string;
+  exemplar: null | undefined;
+}
+
+interface HistogramData {
+  name: string;
+  help: string;
+  type: 'histogram';
+  values: HistogramSample[];
+  aggregator: 'sum';
+}
+
+/**
+ * A histogram with one label whose values are known up front (`op`: the
+ * DeviceOp indices), recorded into typed arrays: per label value one count per
+ * bucket (non-cumulative, plus +Inf) and a sum. It is a metric object for a
+ * prom-client Registry (the duck-typed contract Histogram meets: name, help,
+ * type, aggregator, get(), getForPromString(), reset()) whose exposition
+ * matches prom-client's Histogram for the same observations: cumulative `le`
+ * buckets, `+Inf`, `_sum` and `_count` per label value that has been observed,
+ * labels as `{le="…",op="…"}`.
+ */
+export class LatencyHistogram implements IoObserver {
+  readonly type = 'histogram' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly bounds: Float64Array;
+  /** Per label value, bounds.length + 1 counts (the last: above every bound). */
+  private readonly counts: Float64Array;
+  private readonly sums: Float64Array;
+  private readonly stride: number;
+  /** One shared-labels object per label value, reused across scrapes (prom-client caches their text by identity). */
+  private readonly sharedLabels: Array<Record<string, string>>;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelName: string,
+    readonly labelValues: readonly string[],
+    buckets: readonly number[] = LATENCY_BUCKETS_SECONDS,
+  ) {
+    for (let i = 1; i < buckets.length; i++) if (!(buckets[i]! > buckets[i - 1]!)) throw new Error(`${name}: buckets must increase`);
+    this.bounds = Float64Array.from(buckets);
+    this.stride = buckets.length + 1;
+    this.counts = new Float64Array(this.stride * labelValues.length);
+    this.sums = new Float64Array(labelValues.length);
+    this.sharedLabels = labelValues.map((value) => ({ [labelName]: value }));
+  }
+
+  /** Records one observation (the hot path: no allocation, no lookup). Non-finite values are dropped. */
+  record(label: number, value: number): void {
+    if (!Number.isFinite(value)) return;
+    const bounds = this.bounds;
+    const n = bounds.length;
+    let i = 0;
+    while (i < n && value > bounds[i]!) i++;
+    this.counts[label * this.stride + i]++;
+    this.sums[label] += value;
+  }
+
+  /** Observations recorded for a label value. */
+  count(label: number): number {
+    let total = 0;
+    const base = label * this.stride;
+    for (let i = 0; i < this.stride; i++) total += this.counts[base + i]!;
+    return total;
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sums.fill(0);
+  }
+
+  /** Samples with the label value as shared labels (what the Registry formats for the text exposition). */
+  getForPromString(): Promise<HistogramData> {
+    return Promise.resolve(this.collect(false));
+  }
+
+  /** Samples with `le` and the label value in `labels` (getMetricsAsJSON), like prom-client's Histogram.get(). */
+  get(): Promise<HistogramData> {
+    return Promise.resolve(this.collect(true));
+  }
+
+  /** This histogram as a prom-client Metric, for Registry.registerMetric (typed there as its own classes only). */
+  asMetric(): Metric {
+    return this as unknown as Metric;
+  }
+
+  private collect(splay: boolean): HistogramData {
+    const bucketName = `${this.name}_bucket`;
+    const values: HistogramSample[] = [];
+    const bounds = this.bounds;
+    // Field for field what prom-client's Histogram gives (exemplar: null on buckets, undefined on _sum and _count).
+    const sample = (labels: Record<string, string | number>, shared: Record<string, string>, value: number, metricName: string, exemplar: null | undefined) =>
+      values.push(splay ? { value, metricName, exemplar, labels: { ...labels, ...shared } } : { labels, sharedLabels: shared, value, metricName, exemplar });
+    for (let label = 0; label < this.labelValues.length; label++) {
+      const count = this.count(label);
+      if (count === 0) continue; // like prom-client: a label value appears once observed
+      const shared = this.sharedLabels[label]!;
+      const base = label * this.stride;
+      let cumulative = 0;
+      for (let i = 0; i < bounds.length; i++) {
+        cumulative += this.counts[base + i]!;
+        sample({ le: bounds[i]! }, shared, cumulative, bucketName, null);
+      }
+      sample({ le: '+Inf' }, shared, count, bucketName, null);
+      sample({}, shared, this.sums[label]!, `${this.name}_sum`, undefined);
+      sample({}, shared, count, `${this.name}_count`, undefined);
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+type Observers = { client: LatencyHistogram; cacheDevice: LatencyHistogram; origin: LatencyHistogram };
 
 export class CacheMetrics {
   readonly registry = new Registry();
@@ -21,14 +144,10 @@ export class CacheMetrics {
   readonly observers: Observers;
 
   constructor() {
-    const histogram = (name: string, help: string): IoObserver => {
-      const metric = new Histogram({ name, help, labelNames: ['op'], buckets: LATENCY_BUCKETS_SECONDS, registers: [this.registry] });
-      const children = new Map<DeviceOperation, Histogram.Internal<'op'>>();
-      return (operation, seconds) => {
-        let child = children.get(operation);
-        if (!child) children.set(operation, (child = metric.labels({ op: operation })));
-        child.observe(seconds);
-      };
+    const histogram = (name: string, help: string): LatencyHistogram => {
+      const metric = new LatencyHistogram(name, help, 'op', DEVICE_OPERATIONS);
+      this.registry.registerMetric(metric.asMetric());
+      return metric;
     };
     this.observers = {
       client: histogram('blockcache_request_duration_seconds', 'Client (NBD) request latency by operation'),

@@ -45,6 +45,17 @@ export interface BlockDevice {
   readonly capabilities: DeviceCapabilities;
 
   read(target: Buffer, offsetBytes: number): Promise<void>;
+  /**
+   * Serves the read at once from memory if it can (true: `target` is filled);
+   * false: nothing was done, call read(). Optional (the RAM tier's fast path).
+   */
+  readNow?(target: Buffer, offsetBytes: number): boolean;
+  /**
+   * Completes the write at once into memory if it can (true: done, durable like
+   * any completed write after the next flush); false: nothing was done, call write().
+   * Optional (the RAM tier's fast path).
+   */
+  writeNow?(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean;
   write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void>;
   flush(): Promise<void>;
   /** A hint: the range may read back as anything written before, or zero. */

@@ -2,64 +2,107 @@
 // observer (latency histograms for /metrics). It changes nothing else: the
 // same results, errors and capabilities as the device it wraps; optional
 // operations exist only if the wrapped device has them.
+//
+// This sits on the hot path three times per client request (the client, the
+// cache device, the origin), so each operation costs one performance.now() at
+// the start, one at the end and one IoObserver.record() call (no label
+// lookup, no allocation there), and the caller gets the inner device's own
+// promise back. Operations are small integers (DeviceOp) so the observer
+// finds its slot by index.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 
-export type DeviceOperation = 'read' | 'write' | 'flush' | 'trim' | 'zero' | 'cache' | 'block_status';
-export type IoObserver = (operation: DeviceOperation, seconds: number) => void;
+/** Operation names, in DeviceOp index order (the `op` label of the latency histograms). */
+export const DEVICE_OPERATIONS = ['read', 'write', 'flush', 'trim', 'zero', 'cache', 'block_status'] as const;
+export type DeviceOperation = (typeof DEVICE_OPERATIONS)[number];
+
+/** Index of each operation in DEVICE_OPERATIONS. */
+export const DeviceOp = {
+  read: 0, write: 1, flush: 2, trim: 3, zero: 4, cache: 5, block_status: 6,
+} as const satisfies { [K in DeviceOperation]: number };
+export type DeviceOpIndex = (typeof DeviceOp)[DeviceOperation];
+
+/** Receives one latency observation per completed (or failed) operation. */
+export interface IoObserver {
+  /** `operation` is a DeviceOp index; `seconds` the operation's latency. Must not throw. */
+  record(operation: DeviceOpIndex, seconds: number): void;
+}
+
+const READ = DeviceOp.read;
+const WRITE = DeviceOp.write;
+/** performance.now, bound once: the same clock without the per-call receiver check. */
+const now: () => number = performance.now.bind(performance);
 
 export class TimedDevice implements BlockDevice {
   readonly name: string;
   readonly sizeBytes: number;
   readonly capabilities: DeviceCapabilities;
+  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
+  readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
   readonly cache?: (offsetBytes: number, lengthBytes: number) => Promise<void>;
   readonly blockStatus?: (offsetBytes: number, lengthBytes: number) => Promise<Extent[]>;
 
-  constructor(readonly inner: BlockDevice, private readonly observe: IoObserver) {
+  constructor(readonly inner: BlockDevice, private readonly observer: IoObserver) {
     this.name = inner.name;
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
-    if (inner.cache) this.cache = (offsetBytes, lengthBytes) => this.time('cache', () => inner.cache!(offsetBytes, lengthBytes));
-    if (inner.blockStatus) this.blockStatus = (offsetBytes, lengthBytes) => this.time('block_status', () => inner.blockStatus!(offsetBytes, lengthBytes));
-  }
-
-  private async time<T>(operation: DeviceOperation, run: () => Promise<T>): Promise<T> {
-    const start = performance.now();
-    try {
-      return await run();
-    } finally {
-      this.observe(operation, (performance.now() - start) / 1000);
+    // Optional operations: one closure per device (not per call), only if the
+    // inner device has the operation. readNow/writeNow are recorded only when
+    // they did the work (false: the caller goes on to read()/write(), recorded
+    // there); a throw passes through unrecorded, like a synchronous throw from
+    // read().
+    if (inner.readNow) {
+      this.readNow = (target, offsetBytes) => {
+        const start = now();
+        if (!inner.readNow!(target, offsetBytes)) return false;
+        observer.record(READ, (now() - start) / 1000);
+        return true;
+      };
     }
+    if (inner.writeNow) {
+      this.writeNow = (source, offsetBytes, flags) => {
+        const start = now();
+        if (!inner.writeNow!(source, offsetBytes, flags)) return false;
+        observer.record(WRITE, (now() - start) / 1000);
+        return true;
+      };
+    }
+    if (inner.cache) this.cache = (offsetBytes, lengthBytes) => this.timed(DeviceOp.cache, now(), inner.cache!(offsetBytes, lengthBytes));
+    if (inner.blockStatus) this.blockStatus = (offsetBytes, lengthBytes) => this.timed(DeviceOp.block_status, now(), inner.blockStatus!(offsetBytes, lengthBytes));
   }
 
-  /** Times an operation already started at `start` (the hot path: no closure, no async frame). */
-  private timed(operation: DeviceOperation, start: number, result: Promise<void>): Promise<void> {
-    return result.then(
-      () => this.observe(operation, (performance.now() - start) / 1000),
-      (error: unknown) => {
-        this.observe(operation, (performance.now() - start) / 1000);
-        throw error;
-      },
-    );
+  /**
+   * Records `operation` when `result` settles, and returns `result` itself: the
+   * caller gets the inner device's own promise (same value, same error, no
+   * extra microtask hop), and the observation is made first, by a reaction
+   * registered before the caller's. One closure per operation, for both outcomes.
+   */
+  private timed<T>(operation: DeviceOpIndex, start: number, result: Promise<T>): Promise<T> {
+    const observer = this.observer;
+    const settled = (): void => observer.record(operation, (now() - start) / 1000);
+    // The derived promise always fulfils (record does not throw), so a rejection
+    // is still the caller's to handle, exactly as without this layer.
+    result.then(settled, settled);
+    return result;
   }
 
   read(target: Buffer, offsetBytes: number): Promise<void> {
-    return this.timed('read', performance.now(), this.inner.read(target, offsetBytes));
+    return this.timed(READ, now(), this.inner.read(target, offsetBytes));
   }
 
   write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
-    return this.timed('write', performance.now(), this.inner.write(source, offsetBytes, flags));
+    return this.timed(WRITE, now(), this.inner.write(source, offsetBytes, flags));
   }
 
   flush(): Promise<void> {
-    return this.time('flush', () => this.inner.flush());
+    return this.timed(DeviceOp.flush, now(), this.inner.flush());
   }
 
   trim(offsetBytes: number, lengthBytes: number, flags?: WriteFlags): Promise<void> {
-    return this.time('trim', () => this.inner.trim(offsetBytes, lengthBytes, flags));
+    return this.timed(DeviceOp.trim, now(), this.inner.trim(offsetBytes, lengthBytes, flags));
   }
 
   writeZeroes(offsetBytes: number, lengthBytes: number, flags?: ZeroFlags): Promise<void> {
-    return this.time('zero', () => this.inner.writeZeroes(offsetBytes, lengthBytes, flags));
+    return this.timed(DeviceOp.zero, now(), this.inner.writeZeroes(offsetBytes, lengthBytes, flags));
   }
 
   close(): Promise<void> {
