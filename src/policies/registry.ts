@@ -4,6 +4,7 @@
 import { ArcPolicy } from './arc.js';
 import { ClockPolicy } from './clock.js';
 import { FifoPolicy } from './fifo.js';
+import { FreqAgePolicy } from './freqage.js';
 import { LruPolicy } from './lru.js';
 import { PolicyFactory, PolicyGeometry, ReplacementPolicy } from './policy.js';
 import { S3FifoPolicy } from './s3fifo.js';
@@ -13,6 +14,7 @@ import { assert } from '../stdx/assert.js';
 import { BlockcacheError } from '../stdx/errors.js';
 
 const FACTORIES: Readonly<Record<string, PolicyFactory>> = {
+  freqage: (geometry) => new FreqAgePolicy(geometry),
   tinylfu: (geometry) => new TinyLfuPolicy(geometry),
   lru: (geometry) => new LruPolicy(geometry),
   fifo: (geometry) => new FifoPolicy(geometry),
@@ -26,7 +28,7 @@ const FACTORIES: Readonly<Record<string, PolicyFactory>> = {
 export const POLICY_NAMES: readonly string[] = Object.freeze(Object.keys(FACTORIES));
 
 /** The policy a new cache gets: see docs/POLICIES.md for why. */
-export const DEFAULT_POLICY = 'tinylfu';
+export const DEFAULT_POLICY = 'freqage';
 
 assert(POLICY_NAMES.includes(DEFAULT_POLICY), 'the default policy must be registered');
 

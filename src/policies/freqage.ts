@@ -1,0 +1,283 @@
+// freqage, blockcache's default policy: sampled eviction by frequency / age^α,
+// with α chosen online between two experts by regret on ghost hits
+// (hyperbolic caching, Blankstein et al., ATC '17, scored over a random sample
+// as in Redis; the two-expert regret learning is LeCaR's, Vietri et al.,
+// HotStorage '18).
+//
+//   miss ──► victim = the sampled block with the lowest  f / age^α
+//            α = 0.35 (frequency expert)  or  α = 1 (recency expert),
+//            whichever expert has the larger weight; an eviction on which the
+//            two experts disagree is remembered in a ghost table, and a later
+//            miss on that block lowers the weight of the expert that chose it.
+//
+// f is the block's access count: its history from a count-min sketch when it
+// enters the cache (so blocks coming back after eviction keep their
+// popularity), then +1 per hit (4 bits, saturating at 15). age is the time
+// since the block's last access, counted in accesses to its set. Every score
+// is compared in the log domain: ln f − α ln age.
+//
+// Memory per block: a 4-bit counter (0 = not resident), a 16-bit coarse
+// timestamp, and shared: the sketch (width ≥ blocks / 4: ~0.5 B/block) and the
+// ghost table (two bytes per slot: 8-bit fingerprint, expert, generation;
+// ≥ blocks / 4 slots: ~0.5 B/block). Per set:
+// an access clock. Origin blocks are read through geometry.originOf when the
+// engine provides it; otherwise the policy keeps its own copy (8 B per block).
+//
+// Timestamps: a set's clock advances on every access to the set; stamps count
+// it in units of max(1, assoc / 256) accesses and wrap at 2^16. Every 2^14
+// units a set is swept: ages beyond 2^15 units are clamped (so no stamp ever
+// wraps past its owner) and every counter is halved (floor 1), so old
+// popularity fades. No allocation after construction; no I/O.
+import { assert } from '../stdx/assert.js';
+import { FrequencySketch } from './frequency-sketch.js';
+import { NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
+
+const COUNTER_MAX = 15;
+const STAMP_MASK = 0xffff;
+const STAMP_HALF = 0x8000;
+const SWEEP_UNITS = 0x4000;
+const GENERATIONS = 127; // ghost generation stamps 1..127; 0 = empty slot
+const GHOST_RECENCY = 0x80;
+const GHOST_GENERATION = 0x7f;
+const GHOST_FINGERPRINT_SHIFT = 8;
+const LOG_COUNT = Float64Array.from({ length: COUNTER_MAX + 1 }, (_, count) => (count === 0 ? -Infinity : Math.log(count)));
+
+export interface FreqAgeTuning {
+  /** Blocks sampled per eviction (a set of at most this many is scanned whole). */
+  readonly samples: number;
+  /** Exponent of age for the frequency expert (small: frequency dominates). */
+  readonly alphaFrequency: number;
+  /** Exponent of age for the recency expert. */
+  readonly alphaRecency: number;
+  /** Regret learning rate (LeCaR: 0.45). */
+  readonly learningRate: number;
+  /** Sketch counters per row, per cache block (rounded up to a power of two). */
+  readonly sketchWidthPerBlock: number;
+  /** Smallest sketch row. */
+  readonly sketchWidthMin: number;
+  /** Sketch increments between halvings, per cache block. */
+  readonly sampleFactor: number;
+  /** Ghost slots per cache block (rounded up to a power of two). */
+  readonly ghostPerBlock: number;
+  /** A ghost entry lives this many generations of cacheBlocks / ghostGenerations misses (≈ one cache of misses). */
+  readonly ghostGenerations: number;
+  /** Initial weight of the frequency expert (it decides while its weight is ≥ 0.5). */
+  readonly initialFrequencyWeight: number;
+  /** Stamp unit = max(1, assoc >> stampShift) accesses of the set. */
+  readonly stampShift: number;
+}
+
+export const FREQAGE_DEFAULTS: FreqAgeTuning = {
+  samples: 64,
+  alphaFrequency: 0.35,
+  alphaRecency: 1,
+  learningRate: 0.45,
+  sketchWidthPerBlock: 0.25,
+  sketchWidthMin: 16384,
+  sampleFactor: 30,
+  ghostPerBlock: 0.25,
+  ghostGenerations: 8,
+  stampShift: 8,
+  initialFrequencyWeight: 0.7,
+};
+
+export class FreqAgePolicy implements ReplacementPolicy {
+  readonly name = 'freqage';
+  private readonly assoc: number;
+  private readonly counters: Uint8Array; // two 4-bit counters per byte
+  private readonly stamps: Uint16Array;
+  private readonly clocks: Float64Array;
+  private readonly unit: number;
+  private readonly sketch: FrequencySketch;
+  private readonly ghost: Uint16Array;
+  private readonly ghostMask: number;
+  private readonly generationLength: number;
+  private generation = 1;
+  private generationMisses = 0;
+  private frequencyWeight: number;
+  private random = 0x9e3779b9;
+  private readonly ownOrigins: Float64Array | null;
+  private readonly originOf: (cacheBlock: number) => number;
+  private readonly tuning: FreqAgeTuning;
+
+  constructor(geometry: PolicyGeometry, tuning: Partial<FreqAgeTuning> = {}) {
+    this.tuning = { ...FREQAGE_DEFAULTS, ...tuning };
+    const { cacheBlocks, assoc } = geometry;
+    this.assoc = assoc;
+    this.frequencyWeight = this.tuning.initialFrequencyWeight;
+    this.counters = new Uint8Array(Math.ceil(cacheBlocks / 2));
+    this.stamps = new Uint16Array(cacheBlocks);
+    this.clocks = new Float64Array(cacheBlocks / assoc);
+    this.unit = Math.max(1, assoc >> this.tuning.stampShift);
+    let width = this.tuning.sketchWidthMin;
+    while (width < cacheBlocks * this.tuning.sketchWidthPerBlock) width *= 2;
+    this.sketch = new FrequencySketch(width, Math.max(1, Math.round(cacheBlocks * this.tuning.sampleFactor)));
+    let ghostSlots = 1;
+    while (ghostSlots < cacheBlocks * this.tuning.ghostPerBlock) ghostSlots *= 2;
+    this.ghost = new Uint16Array(ghostSlots);
+    this.ghostMask = ghostSlots - 1;
+    this.generationLength = Math.max(1, Math.floor(cacheBlocks / this.tuning.ghostGenerations));
+    if (geometry.originOf !== undefined) {
+      this.ownOrigins = null;
+      this.originOf = geometry.originOf;
+    } else {
+      const origins = new Float64Array(cacheBlocks);
+      this.ownOrigins = origins;
+      this.originOf = (cacheBlock) => origins[cacheBlock]!;
+    }
+  }
+
+  get memoryBytes(): number {
+    return (
+      this.counters.byteLength + this.stamps.byteLength + this.clocks.byteLength + this.sketch.memoryBytes +
+      this.ghost.byteLength + (this.ownOrigins?.byteLength ?? 0)
+    );
+  }
+
+  /** Weight of the frequency expert in [0.01, 0.99]; it decides while ≥ 0.5 (for tests and status). */
+  get frequencyExpertWeight(): number {
+    return this.frequencyWeight;
+  }
+
+  hit(cacheBlock: number): void {
+    const count = this.counter(cacheBlock);
+    assert(count !== 0, 'freqage: hit on a block that is not resident');
+    const set = Math.floor(cacheBlock / this.assoc);
+    this.tick(set);
+    if (count < COUNTER_MAX) this.setCounter(cacheBlock, count + 1);
+    this.stamps[cacheBlock] = this.now(set);
+    this.sketch.increment(this.originOf(cacheBlock));
+  }
+
+  admit(set: number, originBlock: number): boolean {
+    this.tick(set);
+    this.sketch.increment(originBlock);
+    this.learnFromGhost(originBlock);
+    if (++this.generationMisses >= this.generationLength) {
+      this.generationMisses = 0;
+      this.generation = this.generation === GENERATIONS ? 1 : this.generation + 1;
+    }
+    return true;
+  }
+
+  victim(set: number, _originBlock: number, evictable: (cacheBlock: number) => boolean): number {
+    const first = set * this.assoc;
+    const scanAll = this.assoc <= this.tuning.samples;
+    const draws = scanAll ? this.assoc : this.tuning.samples;
+    const now = this.now(set);
+    let frequencyChoice = NO_BLOCK;
+    let frequencyScore = Infinity;
+    let recencyChoice = NO_BLOCK;
+    let recencyScore = Infinity;
+    const consider = (block: number): void => {
+      const count = this.counter(block);
+      if (count === 0 || !evictable(block)) return;
+      const logAge = Math.log(((now - this.stamps[block]!) & STAMP_MASK) + 1);
+      const byFrequency = LOG_COUNT[count]! - this.tuning.alphaFrequency * logAge;
+      const byRecency = LOG_COUNT[count]! - this.tuning.alphaRecency * logAge;
+      if (byFrequency < frequencyScore) {
+        frequencyScore = byFrequency;
+        frequencyChoice = block;
+      }
+      if (byRecency < recencyScore) {
+        recencyScore = byRecency;
+        recencyChoice = block;
+      }
+    };
+    for (let draw = 0; draw < draws; draw++) consider(first + (scanAll ? draw : this.nextRandom() % this.assoc));
+    // Every sample busy (rare: a set full of dirty or locked blocks): look at the whole set.
+    if (frequencyChoice === NO_BLOCK && !scanAll) for (let slot = 0; slot < this.assoc; slot++) consider(first + slot);
+    if (frequencyChoice === NO_BLOCK) return NO_BLOCK;
+    const useFrequency = this.frequencyWeight >= 0.5;
+    const chosen = useFrequency ? frequencyChoice : recencyChoice;
+    if (frequencyChoice !== recencyChoice) {
+      const hash = this.ghostHash(this.originOf(chosen));
+      this.ghost[hash & this.ghostMask] = ((hash >>> 24) << GHOST_FINGERPRINT_SHIFT) | (useFrequency ? 0 : GHOST_RECENCY) | this.generation;
+    }
+    return chosen;
+  }
+
+  insert(cacheBlock: number, originBlock: number): void {
+    if (this.ownOrigins !== null) this.ownOrigins[cacheBlock] = originBlock;
+    const set = Math.floor(cacheBlock / this.assoc);
+    this.setCounter(cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
+    this.stamps[cacheBlock] = this.now(set);
+  }
+
+  remove(cacheBlock: number): void {
+    assert(this.counter(cacheBlock) !== 0, 'freqage: removing a block that is not resident');
+    this.setCounter(cacheBlock, 0);
+  }
+
+  /** A miss on a block one expert evicted recently: that expert regrets it (LeCaR's update, discounted by the ghost's age). */
+  private learnFromGhost(originBlock: number): void {
+    const hash = this.ghostHash(originBlock);
+    const slot = hash & this.ghostMask;
+    const entry = this.ghost[slot]!;
+    if (entry === 0 || entry >>> GHOST_FINGERPRINT_SHIFT !== hash >>> 24) return;
+    this.ghost[slot] = 0;
+    const stored = entry & GHOST_GENERATION;
+    const age = (this.generation - stored + GENERATIONS) % GENERATIONS;
+    const generations = this.tuning.ghostGenerations;
+    if (age >= generations) return;
+    const regret = Math.pow(0.005, (age + 0.5) / generations);
+    const penalty = Math.exp(-this.tuning.learningRate * regret);
+    let frequency = this.frequencyWeight;
+    let recency = 1 - frequency;
+    if ((entry & GHOST_RECENCY) !== 0) recency *= penalty;
+    else frequency *= penalty;
+    this.frequencyWeight = Math.min(0.99, Math.max(0.01, frequency / (frequency + recency)));
+  }
+
+  /** Low bits pick the ghost slot, the top 8 bits are the entry's fingerprint. */
+  private ghostHash(originBlock: number): number {
+    const low = originBlock >>> 0;
+    const high = Math.floor(originBlock / 2 ** 32) >>> 0;
+    let hash = Math.imul(low ^ Math.imul(high, 0x165667b1), 0x85ebca6b) >>> 0;
+    hash ^= hash >>> 13;
+    hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
+    hash ^= hash >>> 16;
+    return hash;
+  }
+
+  private counter(cacheBlock: number): number {
+    const byte = this.counters[cacheBlock >>> 1]!;
+    return (cacheBlock & 1) === 0 ? byte & 0x0f : byte >>> 4;
+  }
+
+  private setCounter(cacheBlock: number, count: number): void {
+    const index = cacheBlock >>> 1;
+    const byte = this.counters[index]!;
+    this.counters[index] = (cacheBlock & 1) === 0 ? (byte & 0xf0) | count : (byte & 0x0f) | (count << 4);
+  }
+
+  private now(set: number): number {
+    return Math.floor(this.clocks[set]! / this.unit) & STAMP_MASK;
+  }
+
+  private tick(set: number): void {
+    const clock = ++this.clocks[set]!;
+    if (clock % (this.unit * SWEEP_UNITS) === 0) this.sweep(set);
+  }
+
+  /** Clamps ages to 2^15 units (stamps never wrap past their owner) and halves every counter (floor 1). */
+  private sweep(set: number): void {
+    const now = this.now(set);
+    const first = set * this.assoc;
+    for (let block = first; block < first + this.assoc; block++) {
+      const count = this.counter(block);
+      if (count === 0) continue;
+      if (((now - this.stamps[block]!) & STAMP_MASK) > STAMP_HALF) this.stamps[block] = (now - STAMP_HALF) & STAMP_MASK;
+      this.setCounter(block, Math.max(1, count >>> 1));
+    }
+  }
+
+  private nextRandom(): number {
+    let state = this.random;
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    this.random = state;
+    return state >>> 0;
+  }
+}
