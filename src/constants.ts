@@ -15,6 +15,24 @@ export const SECTOR_BYTES = 512;
 // ---- devices ------------------------------------------------------------------
 /** Memory devices allocate in chunks this size: small enough for sparse tests, large enough to be cheap. */
 export const MEMORY_DEVICE_CHUNK_BYTES = 64 * KiB;
+/**
+ * Worker threads for batched scattered file I/O (src/devices/scatter-io.ts): as
+ * many as libuv's default thread pool, so a batched read of a cold SSD keeps the
+ * queue depth that per-block reads had (each worker issues its pieces one by one).
+ */
+export const SCATTER_IO_WORKERS = 4;
+/** Largest batched I/O job: bounds the memory one job holds (one cleaner chunk). */
+export const SCATTER_IO_JOB_BYTES_MAX = 4 * MiB;
+/** Job memory blocks kept for reuse between jobs (two per worker). */
+export const SCATTER_IO_MEMORY_KEEP = 2 * SCATTER_IO_WORKERS;
+/**
+ * The coalescing layer batches writes only when one event-loop turn brings at
+ * least this many scattered small pieces: below it, a worker round trip costs
+ * more than the thread-pool round trips it saves.
+ */
+export const SCATTER_IO_PIECES_MIN = 16;
+/** Pieces larger than this are written through the thread pool (one system call each already; no copy). */
+export const SCATTER_IO_PIECE_BYTES_MAX = 64 * KiB;
 
 // ---- cache geometry -------------------------------------------------------------
 /** Smallest cache block: a page; smaller blocks make metadata larger than the data it saves. */
@@ -36,6 +54,13 @@ export const ORIGIN_BYTES_MAX = Number.MAX_SAFE_INTEGER;
 export const DIRTY_THRESHOLD_PERCENT_DEFAULT = 20;
 /** Blocks written back to the origin at once by the cleaner. */
 export const WRITEBACK_INFLIGHT_MAX = 64;
+/**
+ * The cleaner reads a round's dirty blocks in chunks of at most this much (one
+ * batched cache read: src/devices/scatter-io.ts) and writes each chunk's runs.
+ */
+export const WRITEBACK_CHUNK_BYTES_MAX = 4 * MiB;
+/** Chunks a round keeps in flight: the next chunks are read while earlier ones are written (bounds memory to 4 x 4 MiB). */
+export const WRITEBACK_CHUNKS_INFLIGHT = 4;
 /** Coalesced origin writes the cleaner keeps in flight (a disk queue wants a few; more only adds latency for clients). */
 export const WRITEBACK_CONCURRENCY_DEFAULT = 8;
 /** Largest writeback concurrency a user may set (each in-flight run holds up to 4 MiB of buffer). */
@@ -50,6 +75,22 @@ export const PENDING_RECORDS_MAX = 64 * 1024;
 export const REQUEST_BLOCKS_INFLIGHT_MAX = 256;
 /** Waiters queued on one busy block before callers are told to back off (never hit by NBD: bounded by in-flight limits). */
 export const BLOCK_WAITERS_MAX = 4096;
+
+// ---- RAM tier ---------------------------------------------------------------------------
+/** Default RAM tier size (`--ram-cache`): hot blocks answered without a system call. */
+export const RAM_CACHE_BYTES_DEFAULT = 64 * MiB;
+/** Largest RAM tier a user may ask for (one arena, allocated at once). */
+export const RAM_CACHE_BYTES_MAX = 64 * GiB;
+/** Share of RAM pages that may be dirty at once; writes beyond it go straight to the SSD tier. */
+export const RAM_DIRTY_PERCENT = 50;
+/** Dirty share above which the RAM writer pushes pages down at once (the kernel's dirty_background_ratio). */
+export const RAM_BACKGROUND_PERCENT = 10;
+/** A dirty RAM page older than this is pushed down even below the background mark (dirty_expire). */
+export const RAM_DIRTY_EXPIRE_MS = 500;
+/** Pages the RAM writer pushes down at once. */
+export const RAM_PUSH_INFLIGHT_MAX = 32;
+/** After a failed push, background pushing pauses this long (flushes still push and report the error). */
+export const RAM_PUSH_RETRY_MS = 1000;
 
 // ---- NBD --------------------------------------------------------------------------
 /** Largest READ/WRITE payload we accept: the spec's "SHOULD accept" size; qemu splits at 32 MiB. */
@@ -82,3 +123,5 @@ assert(isPowerOfTwo(ASSOC_DEFAULT) && isPowerOfTwo(CONSECUTIVE_BLOCKS_MAX));
 assert(NBD_INFLIGHT_BYTES_MAX >= 2 * NBD_PAYLOAD_BYTES_MAX, 'a connection must fit two maximal writes');
 assert(NBD_PAYLOAD_BYTES_MAX >= BLOCK_BYTES_MAX);
 assert(MEMORY_DEVICE_CHUNK_BYTES % SECTOR_BYTES === 0);
+assert(WRITEBACK_CHUNK_BYTES_MAX <= SCATTER_IO_JOB_BYTES_MAX, 'a cleaner chunk is read in one batched job');
+assert(SCATTER_IO_PIECE_BYTES_MAX * SCATTER_IO_PIECES_MIN <= SCATTER_IO_JOB_BYTES_MAX);

@@ -36,7 +36,11 @@ import { ErrorBudget, ERRORS_TO_DEGRADE, ERRORS_TO_RECOVER } from './error-budge
 import { SequentialDetector } from './sequential-detector.js';
 import { createPolicy } from '../policies/registry.js';
 import { fingerprintOrigin } from '../metadata/origin-identity.js';
-import { REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT } from '../constants.js';
+import { RamTier } from './ram-tier.js';
+import { RamWriter } from './ram-writer.js';
+import {
+  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT,
+} from '../constants.js';
 
 /** Block buffers kept in the pool between misses. */
 const BUFFER_POOL_KEEP = 256;
@@ -59,6 +63,18 @@ export interface EngineParts {
   readonly clock?: Clock;
   /** Request streams at least this long bypass the cache (0 = never). */
   readonly sequentialCutoffBytes?: number;
+  /** Size of the RAM tier above the SSD tier (0 or absent = none). */
+  readonly ramBytes?: number;
+}
+
+/** Counters of the RAM tier (block granularity). */
+export class RamStats {
+  readHits = 0;
+  /** Whole-block writes and partial writes to resident pages completed in RAM (writeback). */
+  writeAbsorbs = 0;
+  /** Requests answered synchronously (readNow / writeNow). */
+  readsNow = 0;
+  writesNow = 0;
 }
 
 type IntentState = 'clear' | 'setting' | 'set';
@@ -114,9 +130,21 @@ export class CacheEngine implements BlockDevice {
   private originWritesFlushed = 0;
   private commitTimer: NodeJS.Timeout | undefined;
   private readonly evictableCheck = (slot: number): boolean => this.isEvictable(slot);
+  /**
+   * The RAM tier (null = off). A valid page holds its block's newest content:
+   * reads consult it before anything else; a dirty page is newer than the SSD
+   * tier and the origin. See docs/ARCHITECTURE.md, "The RAM tier".
+   */
+  ram: RamTier | null = null;
+  readonly ramStats = new RamStats();
+  readonly ramWriter: RamWriter;
+  /** False while the tier is being resized or the engine closes: no write completes into RAM. */
+  private ramAbsorb = true;
 
   constructor(parts: EngineParts) {
     const superblock = parts.store.superblock;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
     // Adjacent block reads and writes of one request become single device operations.
     this.cacheDevice = new CoalescingDevice(parts.cache);
     this.origin = new CoalescingDevice(parts.origin);
@@ -136,6 +164,12 @@ export class CacheEngine implements BlockDevice {
     this.intent = superblock.originWritesUncommitted ? 'set' : 'clear';
     this.cleaner = new Cleaner(this, parts.settings, parts.clock);
     this.sequentialCutoffBytes = parts.sequentialCutoffBytes ?? SEQUENTIAL_CUTOFF_BYTES_DEFAULT;
+    this.ram = this.newRamTier(parts.ramBytes ?? 0);
+    this.ramWriter = new RamWriter({
+      get ram() { return engine.ram; },
+      pushRamBlock: (originBlock) => this.pushRamBlock(originBlock),
+      log: this.log,
+    }, parts.clock ?? (() => performance.now()));
     const interval = parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT;
     if (interval > 0) {
       this.commitTimer = setInterval(() => this.periodicCommit(), interval);
@@ -159,6 +193,84 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
+  /** RAM tier fast path: serves the read synchronously when every block it touches is in RAM. */
+  readNow(target: Buffer, offsetBytes: number): boolean {
+    const ram = this.ram;
+    const length = target.length;
+    if (ram === null || length === 0 || this.state === 'stopping' || this.state === 'stopped') return false;
+    if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false; // read() reports the error
+    const blockBytes = this.blockBytes;
+    const first = Math.floor(offsetBytes / blockBytes);
+    const last = Math.floor((offsetBytes + length - 1) / blockBytes);
+    if (first === last) {
+      const page = ram.lookup(first);
+      if (page < 0) return false;
+      ram.copyOut(page, offsetBytes - first * blockBytes, target, 0, length);
+    } else {
+      for (let block = first; block <= last; block++) if (ram.lookup(block) < 0) return false;
+      for (let block = first; block <= last; block++) {
+        const start = Math.max(offsetBytes, block * blockBytes);
+        const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
+        ram.copyOut(ram.lookup(block), start - block * blockBytes, target, start - offsetBytes, end - start);
+      }
+    }
+    const blocks = last - first + 1;
+    this.stats.reads++;
+    this.stats.bytesRead += length;
+    this.stats.readHits += blocks;
+    this.ramStats.readHits += blocks;
+    this.ramStats.readsNow++;
+    this.readStreams.observe(offsetBytes, length, this.sequentialCutoffBytes);
+    return true;
+  }
+
+  /**
+   * RAM tier fast path (writeback only): completes the write into RAM as dirty
+   * pages when no block it touches is busy, each is resident or wholly
+   * covered, and the dirty bound allows. FUA writes and sequential streams
+   * that bypass the cache take the ordinary path.
+   */
+  writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
+    const ram = this.ram;
+    const length = source.length;
+    if (ram === null || !this.ramAbsorb || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
+    if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
+    const blockBytes = this.blockBytes;
+    const first = Math.floor(offsetBytes / blockBytes);
+    const last = Math.floor((offsetBytes + length - 1) / blockBytes);
+    let newlyDirty = 0;
+    for (let block = first; block <= last; block++) {
+      if (this.locks.isBusy(block)) return false;
+      const page = ram.lookup(block);
+      if (page < 0) {
+        const start = block * blockBytes;
+        if (offsetBytes > start || offsetBytes + length < start + this.blockLength(block)) return false;
+      }
+      if (page < 0 || !ram.isDirty(page)) newlyDirty++;
+    }
+    const blocks = last - first + 1;
+    if (ram.dirtyCount + newlyDirty > ram.dirtyMax) return false;
+    if (this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes)) return false;
+    const now = this.cleaner.clock();
+    for (let block = first; block <= last; block++) {
+      let page = ram.lookup(block);
+      if (page >= 0 || this.index.get(block) >= 0) this.stats.writeHits++;
+      else this.stats.writeMisses++;
+      if (page < 0) page = ram.allocate(block);
+      if (page < 0) return false; // every page dirty: write() redoes the whole request (same bytes)
+      const start = Math.max(offsetBytes, block * blockBytes);
+      const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
+      ram.copyIn(page, start - block * blockBytes, source, start - offsetBytes, end - start);
+      ram.markDirty(page, now);
+    }
+    this.stats.writes++;
+    this.stats.bytesWritten += length;
+    this.ramStats.writeAbsorbs += blocks;
+    this.ramStats.writesNow++;
+    this.ramWriter.noteDirty();
+    return true;
+  }
+
   async write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
     checkRange(this.sizeBytes, offsetBytes, source.length, true);
     this.enter();
@@ -166,9 +278,10 @@ export class CacheEngine implements BlockDevice {
       this.stats.writes++;
       this.stats.bytesWritten += source.length;
       const bypass = this.writeStreams.observe(offsetBytes, source.length, this.sequentialCutoffBytes);
+      const fua = flags?.fua === true;
       await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
-        this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass));
-      if (flags?.fua) await this.commit();
+        this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass, fua));
+      if (fua) await this.commit();
     } finally {
       this.leave();
     }
@@ -180,6 +293,7 @@ export class CacheEngine implements BlockDevice {
     this.enter();
     try {
       this.stats.flushes++;
+      await this.ramWriter.pushAll();
       await this.commit();
     } finally {
       this.leave();
@@ -276,6 +390,9 @@ export class CacheEngine implements BlockDevice {
     if (this.state === 'stopped') return;
     this.state = 'stopping';
     if (this.inflightRequests > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    this.ramAbsorb = false;
+    await this.ramWriter.stop();
+    await this.ramWriter.pushAll(); // dirty RAM pages land in the SSD tier, where they persist
     await this.cleaner.stop();
     if (this.commitTimer) clearInterval(this.commitTimer);
     await this.commit();
@@ -291,6 +408,7 @@ export class CacheEngine implements BlockDevice {
   async writebackAll(progress?: (dirtyBlocks: number) => void, signal?: AbortSignal): Promise<void> {
     this.enter();
     try {
+      await this.ramWriter.pushAll();
       await this.cleaner.writebackAll(progress, signal);
     } finally {
       this.leave();
@@ -341,6 +459,35 @@ export class CacheEngine implements BlockDevice {
     await this.cacheDevice.flush();
   }
 
+  /** Bytes the RAM tier holds (0 = off). */
+  get ramBytes(): number {
+    return this.ram === null ? 0 : this.ram.pages * this.blockBytes;
+  }
+
+  /**
+   * Resizes the RAM tier (0 turns it off). Writes stop completing into RAM,
+   * every dirty page is pushed down, then the tier is replaced (clean copies
+   * are dropped: the new tier starts empty). Callers serialise resizes.
+   */
+  async setRamBytes(bytes: number): Promise<void> {
+    assert(Number.isSafeInteger(bytes) && bytes >= 0 && bytes <= RAM_CACHE_BYTES_MAX);
+    this.ramAbsorb = false;
+    try {
+      await this.ramWriter.pushAll();
+      const ram = this.ram;
+      if (ram !== null && ram.dirtyCount !== 0) throw new BlockcacheError('EIO', `${ram.dirtyCount} dirty RAM pages are left after pushing`);
+      this.ram = this.newRamTier(bytes);
+    } finally {
+      this.ramAbsorb = true;
+    }
+  }
+
+  private newRamTier(bytes: number): RamTier | null {
+    const pages = Math.floor(bytes / this.blockBytes);
+    if (pages === 0) return null;
+    return new RamTier(pages, this.blockBytes, Math.max(1, Math.floor((pages * RAM_DIRTY_PERCENT) / 100)));
+  }
+
   /** Changes the sequential cutoff (0 = off); streams seen so far are forgotten. */
   setSequentialCutoff(bytes: number): void {
     assert(Number.isSafeInteger(bytes) && bytes >= 0);
@@ -351,9 +498,38 @@ export class CacheEngine implements BlockDevice {
 
   // ---- per-block paths --------------------------------------------------------
 
+  /** True if the block is in either tier (for hit counting). */
+  private isCached(originBlock: number): boolean {
+    return this.index.get(originBlock) >= 0 || (this.ram !== null && this.ram.lookup(originBlock) >= 0);
+  }
+
+  /** Serves the block from RAM if it is there (the newest copy); true if it did. */
+  private readRam(originBlock: number, inner: number, target: Buffer): boolean {
+    const ram = this.ram;
+    if (ram === null) return false;
+    const page = ram.lookup(originBlock);
+    if (page < 0) return false;
+    ram.copyOut(page, inner, target, 0, target.length);
+    this.stats.readHits++;
+    this.ramStats.readHits++;
+    return true;
+  }
+
+  /** Keeps a clean copy of a whole block read from below (no-op without a RAM tier). */
+  private keepInRam(originBlock: number, inner: number, data: Buffer): void {
+    const length = this.blockLength(originBlock);
+    if (this.ram !== null && inner === 0 && data.length >= length) this.ram.putClean(originBlock, data, 0, length);
+  }
+
   private async readBlock(originBlock: number, inner: number, target: Buffer, bypass = false): Promise<void> {
+    if (this.readRam(originBlock, inner, target)) return;
     const wait = this.locks.acquire(originBlock, false);
     if (wait) await wait;
+    // While we waited, a write may have completed into RAM: its page is newer than the SSD tier.
+    if (this.readRam(originBlock, inner, target)) {
+      this.locks.release(originBlock, false);
+      return;
+    }
     let slot = this.index.get(originBlock);
     if (slot >= 0 && this.table.has(slot, VALID)) {
       try {
@@ -367,6 +543,7 @@ export class CacheEngine implements BlockDevice {
     const waitExclusive = this.locks.acquire(originBlock, true);
     if (waitExclusive) await waitExclusive;
     try {
+      if (this.readRam(originBlock, inner, target)) return;
       slot = this.index.get(originBlock);
       if (slot >= 0 && this.table.has(slot, VALID)) {
         await this.readHit(slot, originBlock, inner, target, true);
@@ -380,6 +557,7 @@ export class CacheEngine implements BlockDevice {
       if (slot < 0) {
         this.stats.uncachedReads++;
         await this.originRead(target, originBlock * this.blockBytes + inner);
+        if (!bypass) this.keepInRam(originBlock, inner, target);
         return;
       }
       await this.fill(slot, originBlock, (block) => block.copy(target, 0, inner, inner + target.length));
@@ -403,7 +581,21 @@ export class CacheEngine implements BlockDevice {
       return;
     }
     try {
-      await this.cacheRead(target, this.slotOffset(slot) + inner);
+      const length = this.blockLength(originBlock);
+      if (this.ram === null || (inner === 0 && target.length === length)) {
+        await this.cacheRead(target, this.slotOffset(slot) + inner);
+        this.keepInRam(originBlock, inner, target);
+      } else {
+        // A partial read of a block: read it whole, so RAM can keep it.
+        const block = this.pool.take();
+        try {
+          await this.cacheRead(block.subarray(0, length), this.slotOffset(slot));
+          block.copy(target, 0, inner, inner + target.length);
+          this.keepInRam(originBlock, 0, block.subarray(0, length));
+        } finally {
+          this.pool.give(block);
+        }
+      }
     } catch (error) {
       if (dirty) throw error;
       if (exclusive) this.invalidate(slot);
@@ -429,6 +621,7 @@ export class CacheEngine implements BlockDevice {
       }
       if (length < this.blockBytes) block.fill(0, length);
       use?.(block);
+      this.keepInRam(originBlock, 0, block);
       try {
         await this.cacheWrite(block, this.slotOffset(slot));
       } catch {
@@ -453,43 +646,103 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
-  private async writeBlock(originBlock: number, inner: number, data: Buffer, bypass = false): Promise<void> {
+  private async writeBlock(originBlock: number, inner: number, data: Buffer, bypass = false, fua = false): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
     try {
-      const slot = this.index.get(originBlock);
-      if (slot >= 0) this.stats.writeHits++;
+      if (this.isCached(originBlock)) this.stats.writeHits++;
       else this.stats.writeMisses++;
-      if (slot >= 0 && this.table.has(slot, DIRTY)) {
-        // A dirty copy is newer than the origin in its other bytes: it is updated in the cache
-        // in every mode. A switch away from writeback may still be cleaning (setMode), and a
-        // bypassed write must never leave a stale dirty copy behind.
-        await this.writebackHit(slot, inner, data);
-        return;
-      }
-      if (bypass || this.state === 'degraded') {
-        // Around the cache, as in writearound: the clean copy is dropped, the origin written
-        // through originWrite (intent first, so recovery distrusts clean copies after a crash).
-        // A degraded cache takes no new data either.
-        if (bypass) this.stats.sequentialBypassWrites++;
-        if (slot >= 0) this.invalidate(slot);
-        await this.originWrite(data, originBlock * this.blockBytes + inner);
-        return;
-      }
-      switch (this.mode) {
-        case 'writeback':
-          await (slot >= 0 ? this.writebackHit(slot, inner, data) : this.writebackMiss(originBlock, inner, data));
-          break;
-        case 'writethrough':
-          await (slot >= 0 ? this.writethroughHit(slot, originBlock, inner, data) : this.writethroughMiss(originBlock, inner, data));
-          break;
-        case 'writearound':
-          if (slot >= 0) this.invalidate(slot);
-          await this.originWrite(data, originBlock * this.blockBytes + inner);
-          break;
-      }
+      if (this.ram === null) await this.writeBelowRam(originBlock, inner, data, bypass);
+      else await this.writeThroughRam(this.ram, originBlock, inner, data, bypass, fua);
     } finally {
       this.locks.release(originBlock, true);
+    }
+  }
+
+  /**
+   * A write with the RAM tier on (caller holds the block's exclusive lock):
+   *   writeback, not FUA, not bypassed, room  -> completes into a dirty page;
+   *   the block has a dirty page              -> the write is applied to it and the whole page pushed down;
+   *   the block has a clean page              -> written below, then the page updated (dropped on failure);
+   *   no page                                 -> written below.
+   */
+  private async writeThroughRam(ram: RamTier, originBlock: number, inner: number, data: Buffer, bypass: boolean, fua: boolean): Promise<void> {
+    let page = ram.lookup(originBlock);
+    const absorb = this.ramAbsorb && this.mode === 'writeback' && this.state === 'running' && !bypass && !fua;
+    if (absorb && (page >= 0 ? ram.isDirty(page) || ram.dirtyCount < ram.dirtyMax
+      : inner === 0 && data.length === this.blockLength(originBlock) && ram.dirtyCount < ram.dirtyMax)) {
+      if (page < 0) page = ram.allocate(originBlock);
+      if (page >= 0) {
+        ram.copyIn(page, inner, data, 0, data.length);
+        ram.markDirty(page, this.cleaner.clock());
+        this.ramStats.writeAbsorbs++;
+        this.ramWriter.noteDirty();
+        return;
+      }
+    }
+    if (page >= 0 && ram.isDirty(page)) {
+      // The page holds bytes newer than the tiers below: apply the write to it, push it whole.
+      ram.copyIn(page, inner, data, 0, data.length);
+      await this.writeBelowRam(originBlock, 0, ram.view(page, this.blockLength(originBlock)), bypass);
+      ram.markClean(page);
+      return;
+    }
+    try {
+      await this.writeBelowRam(originBlock, inner, data, bypass);
+    } catch (error) {
+      ram.drop(originBlock); // the tiers below may hold old, new or mixed bytes: never serve a guess
+      throw error;
+    }
+    // A clean page may have been evicted meanwhile, never replaced (we hold the lock).
+    page = ram.lookup(originBlock);
+    if (page >= 0) ram.copyIn(page, inner, data, 0, data.length);
+  }
+
+  /** Pushes a block's dirty RAM page down to the SSD tier (the RAM writer; flushes). */
+  async pushRamBlock(originBlock: number): Promise<void> {
+    const wait = this.locks.acquire(originBlock, true);
+    if (wait) await wait;
+    try {
+      const ram = this.ram;
+      const page = ram === null ? -1 : ram.lookup(originBlock);
+      if (page < 0 || !ram!.isDirty(page)) return;
+      await this.writeBelowRam(originBlock, 0, ram!.view(page, this.blockLength(originBlock)), false);
+      ram!.markClean(page);
+    } finally {
+      this.locks.release(originBlock, true);
+    }
+  }
+
+  /** The SSD tier's write path (caller holds the block's exclusive lock). */
+  private async writeBelowRam(originBlock: number, inner: number, data: Buffer, bypass: boolean): Promise<void> {
+    const slot = this.index.get(originBlock);
+    if (slot >= 0 && this.table.has(slot, DIRTY)) {
+      // A dirty copy is newer than the origin in its other bytes: it is updated in the cache
+      // in every mode. A switch away from writeback may still be cleaning (setMode), and a
+      // bypassed write must never leave a stale dirty copy behind.
+      await this.writebackHit(slot, inner, data);
+      return;
+    }
+    if (bypass || this.state === 'degraded') {
+      // Around the cache, as in writearound: the clean copy is dropped, the origin written
+      // through originWrite (intent first, so recovery distrusts clean copies after a crash).
+      // A degraded cache takes no new data either.
+      if (bypass) this.stats.sequentialBypassWrites++;
+      if (slot >= 0) this.invalidate(slot);
+      await this.originWrite(data, originBlock * this.blockBytes + inner);
+      return;
+    }
+    switch (this.mode) {
+      case 'writeback':
+        await (slot >= 0 ? this.writebackHit(slot, inner, data) : this.writebackMiss(originBlock, inner, data));
+        break;
+      case 'writethrough':
+        await (slot >= 0 ? this.writethroughHit(slot, originBlock, inner, data) : this.writethroughMiss(originBlock, inner, data));
+        break;
+      case 'writearound':
+        if (slot >= 0) this.invalidate(slot);
+        await this.originWrite(data, originBlock * this.blockBytes + inner);
+        break;
     }
   }
 
@@ -679,7 +932,7 @@ export class CacheEngine implements BlockDevice {
   private async invalidateRange(firstBlock: number, endBlock: number, zeroDirty = false): Promise<void> {
     // Walk the cached blocks rather than the range: TRIMs can cover the whole device.
     if (endBlock - firstBlock > this.index.size) {
-      const victims: number[] = [];
+      const victims: number[] = this.ram?.residentIn(firstBlock, endBlock) ?? [];
       for (let slot = 0; slot < this.mapping.cacheBlocks; slot++) {
         const originBlock = this.table.originOf[slot]!;
         if (this.table.has(slot, VALID | RESERVED) && originBlock >= firstBlock && originBlock < endBlock) victims.push(originBlock);
@@ -688,11 +941,12 @@ export class CacheEngine implements BlockDevice {
       return;
     }
     for (let originBlock = firstBlock; originBlock < endBlock; originBlock++) {
-      if (this.index.get(originBlock) >= 0 || this.locks.isBusy(originBlock)) await this.invalidateBlock(originBlock, zeroDirty);
+      if (this.index.get(originBlock) >= 0 || this.locks.isBusy(originBlock) || (this.ram !== null && this.ram.lookup(originBlock) >= 0)) {
+        await this.invalidateBlock(originBlock, zeroDirty);
+      }
     }
   }
 
-  /** Drops the block's cached copy; with `zeroDirty`, a dirty copy is instead overwritten with zeroes and stays dirty. */
   /** Drops a block's cached copy if it is (still) clean: used after its cache read failed. */
   private async dropCleanCopy(originBlock: number): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
@@ -705,10 +959,13 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
+  /** Drops the block's cached copies; with `zeroDirty`, a dirty SSD copy is instead overwritten with zeroes and stays dirty. */
   private async invalidateBlock(originBlock: number, zeroDirty: boolean): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
     try {
+      // The RAM copy goes first, dirty or clean: the block's content is being replaced below.
+      this.ram?.drop(originBlock);
       const slot = this.index.get(originBlock);
       if (slot >= 0 && this.table.has(slot, VALID)) {
         if (zeroDirty && this.table.has(slot, DIRTY)) await this.writebackHit(slot, 0, this.zeroes(this.blockLength(originBlock)));

@@ -98,6 +98,8 @@ export interface OpenOptions {
   readonly force?: boolean;
   readonly settings?: Partial<CleanerSettings>;
   readonly commitIntervalMs?: number;
+  /** RAM tier size (0 or absent = none). */
+  readonly ramBytes?: number;
   readonly log?: (line: string) => void;
   readonly progress?: (phase: string, done: number, total: number) => void;
 }
@@ -143,7 +145,7 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   await store.updateSuperblock({ cleanShutdown: false, origin: { ...superblock.origin, fingerprintValid: false } });
   await options.cache.flush();
   const engine = new CacheEngine({ cache: options.cache, origin: options.origin, store, table, index, policy,
-    settings: options.settings, commitIntervalMs: options.commitIntervalMs, log: options.log });
+    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, log: options.log });
   return { engine, report: { ...counts, cleanShutdown: superblock.cleanShutdown, damagedSuperblockCopies: damagedCopies, originChanged } };
 }
 

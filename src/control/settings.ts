@@ -9,6 +9,7 @@
 //                                  iops=N, or both: 20M,iops=500
 //   writeback-concurrency=N        1..256 origin writes in flight  (default 8)
 //   sequential-cutoff=SIZE         0/off, or 4K..64G               (default off)
+//   ram-cache=SIZE                 0/off, or up to 64G             (default: serve --ram-cache, 64M)
 //   policy=NAME                    one of the online policies
 //   mode=MODE                      writeback | writethrough | writearound
 //                                  (leaving writeback flushes first; the call returns when done)
@@ -21,7 +22,7 @@ import type { CacheEngine } from '../cache/engine.js';
 import { CACHE_MODES, CacheMode } from '../format/superblock.js';
 import { POLICY_NAMES } from '../policies/registry.js';
 import { BlockcacheError } from '../stdx/errors.js';
-import { WRITEBACK_CONCURRENCY_MAX } from '../constants.js';
+import { RAM_CACHE_BYTES_MAX, WRITEBACK_CONCURRENCY_MAX } from '../constants.js';
 
 const KiB = 1024;
 const SIZE_FACTORS: Record<string, number> = { '': 1, K: KiB, M: KiB ** 2, G: KiB ** 3, T: KiB ** 4 };
@@ -192,6 +193,18 @@ const SETTINGS: ReadonlyArray<Setting<never>> = [
     format: (value: number) => formatSizeValue(value),
     read: (engine) => engine.sequentialCutoffBytes,
     apply: (engine, value: number) => engine.setSequentialCutoff(value),
+  } satisfies Setting<number>,
+  {
+    key: 'ram-cache', syntax: 'SIZE (0/off, or one cache block..64G)',
+    description: 'RAM tier above the SSD tier; resizing pushes dirty RAM pages down and starts it empty',
+    parse: (text) => {
+      const expected = '0/off or a size up to 64G (at least one cache block)';
+      if (text.trim().toLowerCase() === 'off') return 0;
+      return inRange('ram-cache', text, parseSizeValue('ram-cache', text, expected), 0, RAM_CACHE_BYTES_MAX, expected);
+    },
+    format: (value: number) => formatSizeValue(value),
+    read: (engine) => engine.ramBytes,
+    apply: (engine, value: number) => engine.setRamBytes(value),
   } satisfies Setting<number>,
   {
     key: 'policy', syntax: `NAME (${POLICY_NAMES.join(', ')})`,

@@ -73,6 +73,20 @@ export function engineStatus(engine: CacheEngine): CacheStatus {
     originBytes: engine.sizeBytes,
     origin: superblock.origin.name,
     ...cleaningStatus(engine),
+    ...ramStatus(engine),
+  };
+}
+
+/** The RAM tier: size, residency, and which reads it answered (readHits counts hits in either tier). */
+function ramStatus(engine: CacheEngine): Record<string, number> {
+  const ram = engine.ram;
+  return {
+    ramBytes: engine.ramBytes,
+    ramBlocks: ram === null ? 0 : ram.residentPages,
+    ramDirtyBlocks: ram === null ? 0 : ram.dirtyCount,
+    ramReadHits: engine.ramStats.readHits,
+    ramWriteAbsorbs: engine.ramStats.writeAbsorbs,
+    ramPushes: engine.ramWriter.pushed,
   };
 }
 

@@ -245,6 +245,8 @@ export class ServerConnection {
       this.beginPayload(errno, flags, cookieHigh, cookieLow, offsetBytes, lengthBytes);
     } else if (errno !== 0) {
       this.replyError(type, cookieHigh, cookieLow, errno);
+    } else if (type === P.NBD_CMD_READ && lengthBytes > 0 && this.readNow(cookieHigh, cookieLow, offsetBytes, lengthBytes)) {
+      // answered from memory, synchronously
     } else {
       this.admit(type === P.NBD_CMD_READ ? lengthBytes : 0);
       void this.execute(type, flags, cookieHigh, cookieLow, offsetBytes, lengthBytes, null);
@@ -281,6 +283,12 @@ export class ServerConnection {
     this.payloadFilledBytes += take;
     if (this.payloadFilledBytes < target.length) return false;
     this.payloadTarget = null;
+    if (this.device.writeNow !== undefined &&
+      this.device.writeNow(target, this.pendingOffsetBytes, WRITE_FLAGS[this.pendingFlags & P.NBD_CMD_FLAG_FUA])) {
+      this.replies.simple(this.pendingCookieHigh, this.pendingCookieLow, 0);
+      this.release(target.length);
+      return true;
+    }
     void this.execute(P.NBD_CMD_WRITE, this.pendingFlags, this.pendingCookieHigh, this.pendingCookieLow,
       this.pendingOffsetBytes, target.length, target);
     return true;
@@ -330,6 +338,17 @@ export class ServerConnection {
     } finally {
       this.release(admittedBytes);
     }
+  }
+
+  /** The device's synchronous read path (a RAM tier hit): replies at once; false if it declined. */
+  private readNow(cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number): boolean {
+    if (this.device.readNow === undefined) return false;
+    const structured = this.session!.structuredReplies;
+    const headerBytes = readReplyHeaderBytes(structured);
+    const buffer = Buffer.allocUnsafe(headerBytes + lengthBytes);
+    if (!this.device.readNow(buffer.subarray(headerBytes), offsetBytes)) return false;
+    this.replies.readData(buffer, structured, cookieHigh, cookieLow, offsetBytes);
+    return true;
   }
 
   private async executeRead(cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number): Promise<void> {

@@ -42,11 +42,19 @@ import { CrashDevice } from './crash-device.js';
 import { Prng } from './prng.js';
 
 /** Deliberately broken set-ups the simulator must catch (the checker's own test). */
-export const CANARIES = ['lying-flush', 'lying-origin-flush', 'no-intent', 'ignore-fua', 'flush-noop'] as const;
+export const CANARIES = ['lying-flush', 'lying-origin-flush', 'no-intent', 'ignore-fua', 'flush-noop', 'ram-flush-no-push', 'ram-keeps-stale'] as const;
+/** Canaries that break the RAM tier (their seeds always run with it). */
+const RAM_CANARIES: readonly CanaryName[] = ['ram-flush-no-push', 'ram-keeps-stale'];
 export type CanaryName = (typeof CANARIES)[number];
+
+/** Whether a seed runs with the RAM tier: 'random' draws it (half the seeds), 'on' always, 'off' never. */
+export type RamChoice = 'random' | 'on' | 'off';
+const RAM_SEED_SALT = 0x52414d31;
 
 export interface SimulationOptions {
   readonly seed: number;
+  /** RAM tier (default 'random'). */
+  readonly ram?: RamChoice;
   /** Requests issued per crash cycle (the crash comes at a random point before). */
   readonly opsPerCycle?: number;
   readonly crashCycles?: number;
@@ -204,6 +212,8 @@ interface Config {
   writebackInflightMax?: number;
   latencyTurnsMax: number;
   concurrencyMax: number;
+  /** RAM tier size; 0 = off. */
+  ramBytes: number;
 }
 
 function chooseConfig(random: Prng, originMiBMax: number): Config {
@@ -224,7 +234,20 @@ function chooseConfig(random: Prng, originMiBMax: number): Config {
     writebackInflightMax: random.chance(0.5) ? 1 + random.below(8) : undefined,
     latencyTurnsMax: random.below(4) * 4,
     concurrencyMax: 1 + random.below(8),
+    ramBytes: 0,
   };
+}
+
+/**
+ * The RAM tier is drawn from its own generator (seeded from the seed), so adding
+ * it left every other draw of a seed as it was: old seeds replay the same set-up.
+ */
+function chooseRamBytes(seed: number, config: Config, ram: RamChoice): number {
+  if (ram === 'off') return 0;
+  const random = new Prng((seed ^ RAM_SEED_SALT) >>> 0);
+  if (ram === 'random' && random.chance(0.5)) return 0;
+  // From one page (constant eviction, dirty bound hit at once) to as many pages as the cache has blocks.
+  return config.blockBytes * (1 + random.below(config.cacheBlocks));
 }
 
 class Violation extends Error {}
@@ -247,6 +270,8 @@ export class CrashSimulation {
   constructor(private readonly options: SimulationOptions) {
     this.random = new Prng(options.seed);
     this.config = chooseConfig(this.random, options.originMiBMax ?? 4);
+    const ram = options.canary !== undefined && RAM_CANARIES.includes(options.canary) ? 'on' : options.ram ?? 'random';
+    this.config.ramBytes = chooseRamBytes(options.seed, this.config, ram);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
     this.log = options.log ?? (() => {});
   }
@@ -255,7 +280,7 @@ export class CrashSimulation {
     const c = this.config;
     return `mode=${c.mode} block=${c.blockBytes / 1024}K origin=${c.originBytes / MiB}MiB cacheBlocks=${c.cacheBlocks} assoc=${c.assoc} `
       + `policy=${c.policy} dirtyThreshold=${c.dirtyThresholdPercent ?? 'default'} writebackInflight=${c.writebackInflightMax ?? 'default'} `
-      + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax}${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
+      + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes}${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
   }
 
   async run(): Promise<SimulationResult> {
@@ -311,7 +336,7 @@ export class CrashSimulation {
     let opened;
     try {
       opened = await this.deadline(openCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'),
-        originLocation: LOCATION, settings, commitIntervalMs: 0 }), `openCache after ${why}`);
+        originLocation: LOCATION, settings, commitIntervalMs: 0, ramBytes: c.ramBytes }), `openCache after ${why}`);
     } catch (error) {
       if (error instanceof Violation) throw error;
       this.violations.push(`cycle ${this.cycle}: openCache after ${why} failed: ${(error as Error).message}`);
@@ -336,6 +361,12 @@ export class CrashSimulation {
       }
       case 'flush-noop':
         engine['flush'] = async () => {};
+        break;
+      case 'ram-flush-no-push': // FLUSH commits without pushing dirty RAM pages down
+        (this.engine.ramWriter as unknown as Record<string, unknown>)['pushAll'] = async () => {};
+        break;
+      case 'ram-keeps-stale': // trims and zeroes leave the RAM copy in place
+        if (this.engine.ram) (this.engine.ram as unknown as Record<string, unknown>)['drop'] = () => {};
         break;
       default:
         break;
@@ -451,7 +482,9 @@ export class CrashSimulation {
       fillSector(data, i * SECTOR_BYTES, first + i, version);
       this.model.inflight[first + i] = version;
     }
-    const done = this.engine.write(data, first * SECTOR_BYTES, fua ? { fua: true } : undefined);
+    // As the NBD server does: the synchronous RAM path first, the ordinary one if it declines.
+    const flags = fua ? { fua: true } : undefined;
+    const done = this.engine.writeNow(data, first * SECTOR_BYTES, flags) ? Promise.resolve() : this.engine.write(data, first * SECTOR_BYTES, flags);
     return this.guard(cycle, `write v${version}`, done, () => this.acknowledge(first, count, version, fua));
   }
 
@@ -495,7 +528,9 @@ export class CrashSimulation {
       model.readers[first + i]!++;
     }
     const target = Buffer.alloc(count * SECTOR_BYTES);
-    return this.guard(cycle, 'read', this.engine.read(target, first * SECTOR_BYTES), () => {
+    const offset = first * SECTOR_BYTES;
+    const done = this.engine.readNow(target, offset) ? Promise.resolve() : this.engine.read(target, offset);
+    return this.guard(cycle, 'read', done, () => {
       for (let i = 0; i < count; i++) {
         const sector = first + i;
         model.readers[sector]!--;
@@ -511,11 +546,15 @@ export class CrashSimulation {
 
   /** Runs `onDone` if the request completes in this cycle; any error is a violation (no errors are injected). */
   private guard(cycle: number, what: string, request: Promise<void>, onDone?: () => void): Promise<void> {
+    // A Violation thrown here is already recorded and the run loop stops on it: never an unhandled rejection.
+    const recorded = (error: unknown) => {
+      if (!(error instanceof Violation)) throw error;
+    };
     return request.then(() => {
       if (cycle === this.cycle) onDone?.();
     }, (error: unknown) => {
       if (cycle === this.cycle) this.violation(`${what} failed: ${(error as Error).message}`);
-    });
+    }).catch(recorded);
   }
 
   // ---- after the crash ------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 // The crash simulator's command line (npm run sim -- --seeds N):
 //
-//   node dist/src/testing/sim-main.js --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--origin-mib-max N] [--verbose]
+//   node dist/src/testing/sim-main.js --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--origin-mib-max N]
+//                                     [--ram on|off|random] [--verbose]
 //
 // Runs seeds S .. S+N-1 (S defaults to a random start, printed so it can be
 // replayed; --seed S alone runs that one seed). Prints one line per failing
 // seed with the command that replays it, and a summary; exits 1 on any
 // violation. Testing only; never imported by product code.
-import { CANARIES, CanaryName, runSimulation } from './crash-simulator.js';
+import { CANARIES, CanaryName, RamChoice, runSimulation } from './crash-simulator.js';
 
 interface Arguments {
   seeds: number;
@@ -15,11 +16,12 @@ interface Arguments {
   cycles: number | undefined;
   canary: CanaryName | undefined;
   originMiBMax: number | undefined;
+  ram: RamChoice | undefined;
   verbose: boolean;
 }
 
 function parse(argv: string[]): Arguments {
-  const result: Arguments = { seeds: 1, seed: undefined, ops: undefined, cycles: undefined, canary: undefined, originMiBMax: undefined, verbose: false };
+  const result: Arguments = { seeds: 1, seed: undefined, ops: undefined, cycles: undefined, canary: undefined, originMiBMax: undefined, ram: undefined, verbose: false };
   let seedsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i]!;
@@ -46,9 +48,15 @@ function parse(argv: string[]): Arguments {
         break;
       }
       case '--origin-mib-max': result.originMiBMax = integer(); break;
+      case '--ram': {
+        const ram = value();
+        if (ram !== 'on' && ram !== 'off' && ram !== 'random') throw new Error(`--ram must be on, off or random, not ${ram}`);
+        result.ram = ram;
+        break;
+      }
       case '--verbose': result.verbose = true; break;
       case '--help':
-        console.log('usage: sim-main --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--origin-mib-max N] [--verbose]');
+        console.log('usage: sim-main --seeds N [--seed S] [--ops N] [--cycles N] [--canary NAME] [--origin-mib-max N] [--ram on|off|random] [--verbose]');
         console.log(`canaries: ${CANARIES.join(', ')}`);
         process.exit(0);
       // falls through (exit does not return)
@@ -75,7 +83,7 @@ async function main(): Promise<number> {
   let recoveredDirty = 0;
   for (let seed = start; seed < start + args.seeds; seed++) {
     const result = await runSimulation({
-      seed, opsPerCycle: args.ops, crashCycles: args.cycles, canary: args.canary, originMiBMax: args.originMiBMax,
+      seed, opsPerCycle: args.ops, crashCycles: args.cycles, canary: args.canary, originMiBMax: args.originMiBMax, ram: args.ram,
       log: args.verbose ? (line) => console.log(`  seed ${seed}: ${line}`) : undefined,
     });
     cycles += result.cycles;
@@ -84,7 +92,8 @@ async function main(): Promise<number> {
     if (result.violations.length > 0) {
       failing++;
       const extra = [args.ops !== undefined ? ` --ops ${args.ops}` : '', args.cycles !== undefined ? ` --cycles ${args.cycles}` : '',
-        args.canary ? ` --canary ${args.canary}` : '', args.originMiBMax !== undefined ? ` --origin-mib-max ${args.originMiBMax}` : ''].join('');
+        args.canary ? ` --canary ${args.canary}` : '', args.originMiBMax !== undefined ? ` --origin-mib-max ${args.originMiBMax}` : '',
+        args.ram !== undefined ? ` --ram ${args.ram}` : ''].join('');
       console.log(`FAIL seed ${seed} (${result.config})`);
       for (const violation of result.violations) console.log(`  ${violation}`);
       console.log(`  replay: node dist/src/testing/sim-main.js --seeds 1 --seed ${seed}${extra}`);

@@ -11,7 +11,8 @@ import { Prng } from '../../src/testing/prng.js';
 const ORIGIN_BYTES = 8 * 1024 * 1024;
 const location = { name: 'memory-origin', deviceId: 0, inode: 0 };
 
-async function scenario(mode: CacheMode, blockBytes: number, seed: number): Promise<void> {
+/** Runs one scenario; returns what the RAM tier did (block reads answered, block writes completed in RAM). */
+async function scenario(mode: CacheMode, blockBytes: number, seed: number, ramBytes = 0): Promise<{ ramReadHits: number; ramAbsorbs: number }> {
   const random = new Prng(seed);
   const origin = new MemoryDevice(ORIGIN_BYTES);
   // A cache of ~1/8 of the origin, so random traffic evicts constantly.
@@ -22,7 +23,14 @@ async function scenario(mode: CacheMode, blockBytes: number, seed: number): Prom
   origin.writeSync(initial, 0);
   initial.copy(reference);
   await createCache({ cache, origin, originLocation: location, mode, blockBytes, assoc: 8, policy: 'lru' });
-  let { engine } = await openCache({ cache, origin, originLocation: location, commitIntervalMs: 0 });
+  const open = () => openCache({ cache, origin, originLocation: location, commitIntervalMs: 0, ramBytes });
+  let { engine } = await open();
+  let ramReadHits = 0;
+  let ramAbsorbs = 0;
+  // As the NBD server calls the engine: the synchronous RAM paths first, the ordinary ones if they decline.
+  const write = (data: Buffer, offset: number, fua: boolean) =>
+    engine.writeNow(data, offset, { fua }) ? Promise.resolve() : engine.write(data, offset, { fua });
+  const read = (target: Buffer, offset: number) => (engine.readNow(target, offset) ? Promise.resolve() : engine.read(target, offset));
   for (let step = 0; step < 600; step++) {
     const offset = random.below(ORIGIN_BYTES - 70000);
     const length = random.chance(0.5) ? 1 + random.below(70000) : 4096 * (1 + random.below(8));
@@ -30,11 +38,11 @@ async function scenario(mode: CacheMode, blockBytes: number, seed: number): Prom
     const kind = random.below(100);
     if (kind < 40) {
       const data = random.bytes(length);
-      await engine.write(data, aligned, { fua: random.chance(0.05) });
+      await write(data, aligned, random.chance(0.05));
       data.copy(reference, aligned);
     } else if (kind < 80) {
       const target = Buffer.alloc(length);
-      await engine.read(target, aligned);
+      await read(target, aligned);
       assert.ok(target.equals(reference.subarray(aligned, aligned + length)), `step ${step}: read ${aligned}+${length} differs`);
     } else if (kind < 85) {
       await engine.flush();
@@ -47,28 +55,47 @@ async function scenario(mode: CacheMode, blockBytes: number, seed: number): Prom
       // Trimmed contents are undefined: re-write them so the model stays exact.
       await engine.trim(aligned, length);
       const data = random.bytes(length);
-      await engine.write(data, aligned);
+      await write(data, aligned, false);
       data.copy(reference, aligned);
     } else {
       await engine.close();
-      ({ engine } = await openCache({ cache, origin, originLocation: location, commitIntervalMs: 0 }));
+      ramReadHits += engine.ramStats.readHits;
+      ramAbsorbs += engine.ramStats.writeAbsorbs;
+      ({ engine } = await open());
     }
   }
   const all = Buffer.alloc(ORIGIN_BYTES);
-  await engine.read(all, 0);
+  await read(all, 0);
   assert.ok(all.equals(reference), 'whole device differs from the model');
   await engine.writebackAll();
   assert.equal(engine.table.dirtyCount, 0);
+  ramReadHits += engine.ramStats.readHits;
+  ramAbsorbs += engine.ramStats.writeAbsorbs;
   await engine.close();
   const originContent = Buffer.alloc(ORIGIN_BYTES);
   origin.readSync(originContent, 0);
   assert.ok(originContent.equals(reference), 'origin is not exact after writeback');
+  return { ramReadHits, ramAbsorbs };
 }
 
 for (const mode of ['writeback', 'writethrough', 'writearound'] as const) {
   for (const blockBytes of [4096, 65536]) {
     test(`engine ${mode} ${blockBytes / 1024}K blocks matches the model under random operations`, async () => {
       for (const seed of [1, 2, 3]) await scenario(mode, blockBytes, seed);
+    });
+    // RAM tiers of 3 blocks (constant eviction, the dirty bound hit at once) and of 1 MiB.
+    test(`engine ${mode} ${blockBytes / 1024}K blocks with a RAM tier matches the model under random operations`, async () => {
+      let ramReadHits = 0;
+      let ramAbsorbs = 0;
+      for (const [seed, ramBytes] of [[1, 3 * blockBytes], [2, 3 * blockBytes], [3, 3 * blockBytes], [4, 1024 * 1024], [5, 1024 * 1024]]) {
+        const done = await scenario(mode, blockBytes, seed!, ramBytes);
+        ramReadHits += done.ramReadHits;
+        ramAbsorbs += done.ramAbsorbs;
+      }
+      // The scenarios really went through the RAM tier.
+      assert.ok(ramReadHits > 0, 'no read was answered from RAM');
+      if (mode === 'writeback') assert.ok(ramAbsorbs > 0, 'no write completed in RAM');
+      else assert.equal(ramAbsorbs, 0, 'a write completed in RAM outside writeback mode');
     });
   }
 }

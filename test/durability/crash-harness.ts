@@ -25,6 +25,8 @@ export interface CrashScenario {
   readonly powerLoss: boolean;
   readonly cycles: number;
   readonly seed: number;
+  /** serve --ram-cache SIZE (default: serve's own default, 64M). */
+  readonly ramCache?: string;
 }
 
 const ORIGIN_BYTES = 32 * MiB;
@@ -74,7 +76,8 @@ export async function runCrashScenario(scenario: CrashScenario): Promise<{ write
       cacheSpec = disks[1]!.uri;
     }
     await blockcacheChecked(['create', '--cache', cacheSpec, '--origin', originSpec, '--mode', scenario.mode, '--block-size', scenario.blockSize, '--assoc', '64']);
-    const originArgs = () => (scenario.powerLoss ? ['--origin', disks[0]!.uri] : []);
+    const originArgs = () => [...(scenario.powerLoss ? ['--origin', disks[0]!.uri] : []),
+      ...(scenario.ramCache !== undefined ? ['--ram-cache', scenario.ramCache] : [])];
     for (let cycle = 0; cycle < scenario.cycles; cycle++) {
       served = await serveCache(cacheSpec, directory.path, originArgs());
       const writer = spawnBackground(PYTHON, [path.join(SCRIPTS, 'nbd-writer.py'), served.uri, state, String(UNITS), String(scenario.seed * 100 + cycle), '1000000']);

@@ -5,6 +5,8 @@
 //   no-intent           the engine skips "origin writes uncommitted" before origin writes
 //   ignore-fua          the engine acknowledges FUA writes without committing them
 //   flush-noop          the engine acknowledges FLUSH without committing
+//   ram-flush-no-push   FLUSH commits without pushing dirty RAM pages down (RAM tier on)
+//   ram-keeps-stale     trims and zeroes leave the RAM copy in place (RAM tier on)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CANARIES, runSimulation } from '../../src/testing/crash-simulator.js';

@@ -1,7 +1,8 @@
 // blockcache serve: open a cache (recovering after a crash), check its origin,
 // serve the cached device over NBD, and expose the control endpoint.
 import * as path from 'node:path';
-import { Command, parseOptions, required, UsageError } from '../command.js';
+import { Command, parseOptions, parseSize, required, UsageError } from '../command.js';
+import { RAM_CACHE_BYTES_DEFAULT, RAM_CACHE_BYTES_MAX } from '../../constants.js';
 import { openDevice, OpenedDevice } from '../../devices/open-device.js';
 import { openCache } from '../../cache/open-cache.js';
 import { CacheEngine } from '../../cache/engine.js';
@@ -30,10 +31,20 @@ in-flight requests finish, metadata is committed, dirty blocks stay cached.
   --origin DEV           open the origin at DEV instead of the recorded one (relocation: its
                          size and content fingerprint must match)
   --force                serve dirty blocks even over an origin whose identity changed
+  --ram-cache SIZE       RAM tier above the SSD tier (e.g. 256M; 0 = off; default 64M): hot
+                         blocks are answered from memory; in writeback mode writes complete in
+                         RAM and reach the SSD tier within 0.5 s or at the next FLUSH/FUA
   --set KEY=VALUE        apply a runtime setting at start (repeatable; see blockcache set --help)
   -h, --help             show this help`;
 
 export const DEFAULT_NBD_PORT = 10809;
+
+/** --ram-cache SIZE: 0 turns the RAM tier off. */
+export function parseRamCache(text: string): number {
+  const bytes = text.trim().toLowerCase() === 'off' ? 0 : parseSize(text, '--ram-cache');
+  if (bytes > RAM_CACHE_BYTES_MAX) throw new UsageError(`--ram-cache: ${text} is larger than the limit (${formatBytes(RAM_CACHE_BYTES_MAX)})`);
+  return bytes;
+}
 
 export function parseListen(value: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*))(?::(\d+))?$/.exec(value.trim());
@@ -51,6 +62,8 @@ export interface ServeOptions {
   readonly exportName?: string;
   readonly control?: string;
   readonly force?: boolean;
+  /** RAM tier size in bytes (default RAM_CACHE_BYTES_DEFAULT; 0 = off). */
+  readonly ramBytes?: number;
   /** Runtime settings applied before serving (KEY=VALUE). */
   readonly settings?: readonly string[];
   /** Called once the server is ready (after the 'ready' line). */
@@ -86,7 +99,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     const metrics = new CacheMetrics();
     const { engine, report } = await openCache({
       cache: new TimedDevice(cache.device, metrics.observers.cacheDevice), origin: new TimedDevice(origin.device, metrics.observers.origin), originLocation: origin.location, relocated: options.origin !== undefined,
-      force: options.force, log,
+      force: options.force, log, ramBytes: options.ramBytes ?? RAM_CACHE_BYTES_DEFAULT,
       progress: (phase, done, total) => {
         if (Date.now() - lastProgress < 1000 || done === total) return;
         lastProgress = Date.now();
@@ -155,12 +168,14 @@ export const serveCommand: Command = {
     const { values } = parseOptions(argv, {
       cache: { type: 'string' }, socket: { type: 'string' }, listen: { type: 'string' }, export: { type: 'string' },
       control: { type: 'string' }, origin: { type: 'string' }, force: { type: 'boolean' }, set: { type: 'string', multiple: true },
+      'ram-cache': { type: 'string' },
     });
     if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     return serve({
       cache: required<string>(values.cache, '--cache'), origin: values.origin, socket: values.socket,
       listen: values.listen !== undefined ? parseListen(values.listen) : undefined, exportName: values.export,
       control: values.control, force: values.force, settings: values.set,
+      ramBytes: values['ram-cache'] !== undefined ? parseRamCache(values['ram-cache']) : undefined,
     });
   },
 };

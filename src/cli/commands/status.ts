@@ -36,6 +36,10 @@ export function formatStatus(status: CacheStatus): string {
     ...(status.state === 'stopped' ? [] : [`cleaning   ${formatBytes(status.writebackRateBytesPerSecond ?? 0)}/s, time to clean ${formatEta(status)}`]),
     `reads      ${status.reads} requests; block hits ${status.readHits}, misses ${status.readMisses} (hit ratio ${formatPercent(status.readHits, reads)})`,
     `writes     ${status.writes} requests; block hits ${status.writeHits}, misses ${status.writeMisses} (hit ratio ${formatPercent(status.writeHits, writes)})`,
+    ...(typeof status.ramBytes === 'number' && status.ramBytes > 0 ? [
+      `ram        ${formatBytes(status.ramBytes)}: ${String(status.ramBlocks)} blocks, ${String(status.ramDirtyBlocks)} dirty;`
+        + ` ${String(status.ramReadHits)} block reads answered from RAM, ${String(status.ramWriteAbsorbs)} block writes completed in RAM`,
+    ] : []),
     `evictions  ${status.evictions}, writebacks ${status.writebacks}, uncached reads ${status.uncachedReads}, uncached writes ${status.uncachedWrites}`,
     `errors     cache ${status.cacheErrors}, origin ${status.originErrors}`,
   ].join('\n');

@@ -1,0 +1,218 @@
+// The RAM tier: whole cache blocks kept in the process's own memory above the
+// SSD tier (the Linux buffer cache's page cache, seed 003). Pure bookkeeping:
+// no I/O, no timers; the engine moves data in and out and decides when.
+//
+// Memory: one arena of `pages × blockBytes` allocated once (no allocation per
+// block), a BlockIndex (origin block -> page), a replacement policy over the
+// pages (the same ReplacementPolicy interface as the SSD tier, fully
+// associative) and a FIFO of dirty pages, oldest first, in typed arrays.
+//
+// A page is FREE, CLEAN (VALID) or DIRTY (VALID | DIRTY). A valid page always
+// holds its block's newest content: the engine changes a page only when it
+// changes the block (writes) and drops it when the block's content changes
+// elsewhere (trim, zeroing, failed writes). A dirty page is newer than both
+// lower tiers and is never evicted; only clean pages are victims.
+// Concurrency: single-threaded; the engine calls it synchronously.
+import { assert } from '../stdx/assert.js';
+import { NO_BLOCK, ReplacementPolicy } from '../policies/policy.js';
+import { createPolicy } from '../policies/registry.js';
+import { BlockIndex } from './block-index.js';
+
+const PAGE_VALID = 1;
+const PAGE_DIRTY = 2;
+const NONE = -1;
+
+/** The RAM tier's replacement policy: CLOCK costs one bit per hit on the hot path. */
+export const RAM_POLICY = 'clock';
+
+export class RamTier {
+  readonly pages: number;
+  readonly blockBytes: number;
+  /** Dirty pages allowed at once; writes beyond it go to the SSD tier directly. */
+  dirtyMax: number;
+  private readonly arena: Buffer;
+  private readonly originOf: Float64Array;
+  private readonly state: Uint8Array;
+  private readonly index: BlockIndex;
+  private readonly policy: ReplacementPolicy;
+  private readonly freeStack: Int32Array;
+  private freeCount: number;
+  // Dirty FIFO: a doubly linked list through the pages, oldest at the head.
+  private readonly dirtyPrev: Int32Array;
+  private readonly dirtyNext: Int32Array;
+  private readonly dirtySince: Float64Array;
+  private dirtyHead = NONE;
+  private dirtyTail = NONE;
+  private dirtyPages = 0;
+  private readonly cleanCheck = (page: number): boolean => (this.state[page]! & PAGE_DIRTY) === 0;
+
+  constructor(pages: number, blockBytes: number, dirtyMax: number) {
+    assert(Number.isSafeInteger(pages) && pages > 0, 'a RAM tier needs at least one page');
+    this.pages = pages;
+    this.blockBytes = blockBytes;
+    this.dirtyMax = dirtyMax;
+    this.arena = Buffer.allocUnsafeSlow(pages * blockBytes);
+    this.originOf = new Float64Array(pages);
+    this.state = new Uint8Array(pages);
+    this.index = new BlockIndex(pages, (page) => this.originOf[page]!);
+    this.policy = createPolicy(RAM_POLICY, { cacheBlocks: pages, assoc: pages, originOf: (page) => this.originOf[page]! });
+    this.freeStack = new Int32Array(pages);
+    for (let i = 0; i < pages; i++) this.freeStack[i] = pages - 1 - i;
+    this.freeCount = pages;
+    this.dirtyPrev = new Int32Array(pages).fill(NONE);
+    this.dirtyNext = new Int32Array(pages).fill(NONE);
+    this.dirtySince = new Float64Array(pages);
+  }
+
+  get residentPages(): number {
+    return this.pages - this.freeCount;
+  }
+
+  get dirtyCount(): number {
+    return this.dirtyPages;
+  }
+
+  /** Bytes held: the arena plus the bookkeeping. */
+  get memoryBytes(): number {
+    return this.arena.byteLength + this.originOf.byteLength + this.state.byteLength + this.index.memoryBytes +
+      this.policy.memoryBytes + this.freeStack.byteLength + this.dirtyPrev.byteLength * 2 + this.dirtySince.byteLength;
+  }
+
+  /** The page holding `originBlock`, or -1. */
+  lookup(originBlock: number): number {
+    return this.index.get(originBlock);
+  }
+
+  isDirty(page: number): boolean {
+    return (this.state[page]! & PAGE_DIRTY) !== 0;
+  }
+
+  originBlockOf(page: number): number {
+    return this.originOf[page]!;
+  }
+
+  /** Copies `length` bytes of a page, from `inner`, into target[at..]. Counts as a hit. */
+  copyOut(page: number, inner: number, target: Buffer, at: number, length: number): void {
+    const start = page * this.blockBytes + inner;
+    this.arena.copy(target, at, start, start + length);
+    this.policy.hit(page);
+  }
+
+  /** Copies source[from..from+length] into the page at `inner`. */
+  copyIn(page: number, inner: number, source: Buffer, from: number, length: number): void {
+    source.copy(this.arena, page * this.blockBytes + inner, from, from + length);
+  }
+
+  /** The page's bytes as a view (for device I/O straight from the arena). */
+  view(page: number, length = this.blockBytes): Buffer {
+    const start = page * this.blockBytes;
+    return this.arena.subarray(start, start + length);
+  }
+
+  /**
+   * A page for `originBlock`, which must not be resident: a free page or a clean
+   * victim. Its content is undefined until the caller fills it. -1 if every page is dirty.
+   */
+  allocate(originBlock: number): number {
+    assert(this.index.get(originBlock) < 0, 'allocating a RAM page for a resident block');
+    let page: number;
+    if (this.freeCount > 0) page = this.freeStack[--this.freeCount]!;
+    else {
+      const victim = this.policy.victim(0, originBlock, this.cleanCheck);
+      if (victim === NO_BLOCK) return -1;
+      page = victim;
+      this.index.delete(this.originOf[page]!);
+      this.policy.remove(page, true);
+    }
+    this.originOf[page] = originBlock;
+    this.state[page] = PAGE_VALID;
+    this.index.insert(originBlock, page);
+    this.policy.insert(page, originBlock);
+    return page;
+  }
+
+  /** Puts a clean copy of a whole block in RAM unless it is resident already. */
+  putClean(originBlock: number, source: Buffer, from: number, length: number): void {
+    if (this.index.get(originBlock) >= 0) return;
+    const page = this.allocate(originBlock);
+    if (page < 0) return;
+    this.copyIn(page, 0, source, from, length);
+    if (length < this.blockBytes) this.arena.fill(0, page * this.blockBytes + length, (page + 1) * this.blockBytes);
+  }
+
+  /** Drops the block's page, dirty or clean (its content changed below, or it was trimmed). */
+  drop(originBlock: number): void {
+    const page = this.index.get(originBlock);
+    if (page < 0) return;
+    if (this.isDirty(page)) this.unlinkDirty(page);
+    this.index.delete(originBlock);
+    this.policy.remove(page, false);
+    this.state[page] = 0;
+    this.freeStack[this.freeCount++] = page;
+  }
+
+  /** Resident blocks in [first, end), for range invalidation (walks pages when the range is larger). */
+  residentIn(first: number, end: number): number[] {
+    const found: number[] = [];
+    if (end - first > this.pages) {
+      for (let page = 0; page < this.pages; page++) {
+        const block = this.originOf[page]!;
+        if ((this.state[page]! & PAGE_VALID) !== 0 && block >= first && block < end) found.push(block);
+      }
+    } else {
+      for (let block = first; block < end; block++) if (this.index.get(block) >= 0) found.push(block);
+    }
+    return found;
+  }
+
+  markDirty(page: number, now: number): void {
+    if (this.isDirty(page)) return;
+    this.state[page]! |= PAGE_DIRTY;
+    this.dirtySince[page] = now;
+    this.dirtyPrev[page] = this.dirtyTail;
+    this.dirtyNext[page] = NONE;
+    if (this.dirtyTail !== NONE) this.dirtyNext[this.dirtyTail] = page;
+    else this.dirtyHead = page;
+    this.dirtyTail = page;
+    this.dirtyPages++;
+  }
+
+  markClean(page: number): void {
+    if (!this.isDirty(page)) return;
+    this.unlinkDirty(page);
+    this.state[page]! &= ~PAGE_DIRTY;
+  }
+
+  /** Milliseconds (on the caller's clock) the oldest dirty page has been dirty since, or -1. */
+  oldestDirtySince(): number {
+    return this.dirtyHead === NONE ? -1 : this.dirtySince[this.dirtyHead]!;
+  }
+
+  /** Up to `max` dirty blocks, oldest first. */
+  oldestDirty(max: number): number[] {
+    const blocks: number[] = [];
+    for (let page = this.dirtyHead; page !== NONE && blocks.length < max; page = this.dirtyNext[page]!) {
+      blocks.push(this.originOf[page]!);
+    }
+    return blocks;
+  }
+
+  /** Drops every clean page (the tier is being shrunk or turned off). Dirty pages must be pushed first. */
+  dropAllClean(): void {
+    for (let page = 0; page < this.pages; page++) {
+      if (this.state[page] === PAGE_VALID) this.drop(this.originOf[page]!);
+    }
+  }
+
+  private unlinkDirty(page: number): void {
+    const prev = this.dirtyPrev[page]!;
+    const next = this.dirtyNext[page]!;
+    if (prev !== NONE) this.dirtyNext[prev] = next;
+    else this.dirtyHead = next;
+    if (next !== NONE) this.dirtyPrev[next] = prev;
+    else this.dirtyTail = prev;
+    this.dirtyPrev[page] = NONE;
+    this.dirtyNext[page] = NONE;
+    this.dirtyPages--;
+  }
+}

@@ -1,0 +1,129 @@
+// The RAM tier's writeback thread (the kernel's flusher threads over dirty
+// page-cache pages): pushes dirty RAM pages down to the SSD tier, oldest first.
+//
+// Background pushing starts when dirty pages exceed RAM_BACKGROUND_PERCENT of
+// the tier or the oldest has been dirty for RAM_DIRTY_EXPIRE_MS, and keeps at
+// most RAM_PUSH_INFLIGHT_MAX pushes in flight. `pushAll()` (FLUSH, detach, mode
+// switches, close) pushes every page dirty when it was called and fails if any
+// push fails. A push goes through the engine's ordinary write path under the
+// block's exclusive lock (CacheEngine.pushRamBlock), so the SSD tier's own
+// rules (dirty records, commits, no-room fallbacks) apply unchanged.
+// Concurrency: single-threaded; the timer is unref'd and stop() clears it.
+import { RAM_BACKGROUND_PERCENT, RAM_DIRTY_EXPIRE_MS, RAM_PUSH_INFLIGHT_MAX, RAM_PUSH_RETRY_MS } from '../constants.js';
+import type { Clock } from './cleaner.js';
+import type { RamTier } from './ram-tier.js';
+
+export interface RamPushTarget {
+  readonly ram: RamTier | null;
+  /** Pushes one block's dirty page down (no-op if it is no longer dirty). */
+  pushRamBlock(originBlock: number): Promise<void>;
+  readonly log: (line: string) => void;
+}
+
+export class RamWriter {
+  private readonly pushing = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerDueMs = Number.POSITIVE_INFINITY;
+  private stopped = false;
+  private failedAtMs = Number.NEGATIVE_INFINITY;
+  private idleWaiters: Array<() => void> = [];
+  /** Pages pushed down so far (background and flushes). */
+  pushed = 0;
+
+  constructor(private readonly target: RamPushTarget, private readonly clock: Clock) {}
+
+  /** A page became dirty: push now if over the background mark, else when the oldest expires. */
+  noteDirty(): void {
+    if (this.stopped) return;
+    this.pump();
+  }
+
+  /** Pushes every page dirty now; rejects with the first push error. */
+  async pushAll(): Promise<void> {
+    const ram = this.target.ram;
+    if (ram === null || ram.dirtyCount === 0) return;
+    const blocks = ram.oldestDirty(ram.dirtyCount);
+    let next = 0;
+    let failure: unknown;
+    const worker = async () => {
+      while (next < blocks.length) {
+        const block = blocks[next++]!;
+        try {
+          await this.target.pushRamBlock(block);
+          this.pushed++;
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RAM_PUSH_INFLIGHT_MAX, blocks.length) }, worker));
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Stops background pushing and waits for pushes in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.clearTimer();
+    if (this.pushing.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    const ram = this.target.ram;
+    if (ram === null || this.stopped) return;
+    const now = this.clock();
+    if (now - this.failedAtMs < RAM_PUSH_RETRY_MS) {
+      this.arm(this.failedAtMs + RAM_PUSH_RETRY_MS);
+      return;
+    }
+    const backgroundPages = Math.floor((ram.pages * RAM_BACKGROUND_PERCENT) / 100);
+    while (this.pushing.size < RAM_PUSH_INFLIGHT_MAX && ram.dirtyCount > this.pushing.size) {
+      const oldest = ram.oldestDirtySince();
+      const due = ram.dirtyCount > backgroundPages || now - oldest >= RAM_DIRTY_EXPIRE_MS;
+      if (!due) {
+        this.arm(oldest + RAM_DIRTY_EXPIRE_MS);
+        return;
+      }
+      const block = ram.oldestDirty(this.pushing.size + 1).find((candidate) => !this.pushing.has(candidate));
+      if (block === undefined) return;
+      this.start(block);
+    }
+  }
+
+  private start(block: number): void {
+    this.pushing.add(block);
+    void this.target.pushRamBlock(block).then(() => {
+      this.pushed++;
+    }, (error: unknown) => {
+      if (this.failedAtMs < 0 || this.clock() - this.failedAtMs >= RAM_PUSH_RETRY_MS) {
+        this.target.log(`RAM tier writeback failed (retrying): ${(error as Error).message}`);
+      }
+      this.failedAtMs = this.clock();
+    }).finally(() => {
+      this.pushing.delete(block);
+      if (this.pushing.size === 0 && this.idleWaiters.length > 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+      this.pump();
+    });
+  }
+
+  private arm(dueMs: number): void {
+    if (this.timer !== undefined && this.timerDueMs <= dueMs) return;
+    this.clearTimer();
+    this.timerDueMs = dueMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerDueMs = Number.POSITIVE_INFINITY;
+      this.pump();
+    }, Math.max(1, dueMs - this.clock()));
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDueMs = Number.POSITIVE_INFINITY;
+  }
+}
