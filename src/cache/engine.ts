@@ -711,6 +711,7 @@ export class CacheEngine implements BlockDevice {
     } finally {
       this.locks.release(originBlock, true);
     }
+    if (this.mode === 'writeback') this.cleaner.noteDirty(); // the SSD tier's dirty share grew
   }
 
   /** The SSD tier's write path (caller holds the block's exclusive lock). */
@@ -1038,6 +1039,12 @@ export class CacheEngine implements BlockDevice {
     const clearIntent = this.intent === 'set' && originQuiet && this.originEpoch === epoch;
     if (clearIntent) this.intent = 'clear';
     await this.store.writeStaged();
+    // Clearing "origin writes uncommitted" tells recovery to trust clean records again, so the
+    // records staged above (e.g. the invalidation of a block trimmed or zeroed on the origin)
+    // must be durable before a superblock saying so can be: without this flush a crash could
+    // keep the new superblock and lose the record page, and recovery would serve the block's
+    // old clean copy over the origin's new content (crash simulator, seed 29 with a RAM tier).
+    if (this.intent === 'clear' && this.store.superblock.originWritesUncommitted) await this.cacheDevice.flush();
     await this.writeSuperblock({ commitSequence: sequence, originWritesUncommitted: this.intent !== 'clear' });
     await this.cacheDevice.flush();
     // Commits are serialised, so nothing was staged since: the clean records are now the latest on disk.

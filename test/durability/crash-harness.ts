@@ -76,10 +76,10 @@ export async function runCrashScenario(scenario: CrashScenario): Promise<{ write
       cacheSpec = disks[1]!.uri;
     }
     await blockcacheChecked(['create', '--cache', cacheSpec, '--origin', originSpec, '--mode', scenario.mode, '--block-size', scenario.blockSize, '--assoc', '64']);
-    const originArgs = () => [...(scenario.powerLoss ? ['--origin', disks[0]!.uri] : []),
-      ...(scenario.ramCache !== undefined ? ['--ram-cache', scenario.ramCache] : [])];
+    const originArgs = () => (scenario.powerLoss ? ['--origin', disks[0]!.uri] : []);
+    const serveArgs = () => [...originArgs(), ...(scenario.ramCache !== undefined ? ['--ram-cache', scenario.ramCache] : [])];
     for (let cycle = 0; cycle < scenario.cycles; cycle++) {
-      served = await serveCache(cacheSpec, directory.path, originArgs());
+      served = await serveCache(cacheSpec, directory.path, serveArgs());
       const writer = spawnBackground(PYTHON, [path.join(SCRIPTS, 'nbd-writer.py'), served.uri, state, String(UNITS), String(scenario.seed * 100 + cycle), '1000000']);
       await sleep(600 + ((scenario.seed * 7919 + cycle * 104729) % 1500));
       await served.process.kill('SIGKILL');
@@ -97,13 +97,13 @@ export async function runCrashScenario(scenario: CrashScenario): Promise<{ write
       await writer.exited;
       const written = /"writes": (\d+)/.exec(writer.output());
       writes += written ? Number(written[1]) : 0;
-      served = await serveCache(cacheSpec, directory.path, originArgs());
+      served = await serveCache(cacheSpec, directory.path, serveArgs());
       await verify(served.uri, state, observed);
       await served.stop();
       served = undefined;
     }
     // Churn the cache with other data, write everything back, restart: nothing may change.
-    served = await serveCache(cacheSpec, directory.path, originArgs());
+    served = await serveCache(cacheSpec, directory.path, serveArgs());
     const churn = await runCommand('nbdsh', ['-u', served.uri, '-c',
       `import os\nfor i in range(64):\n    h.pwrite(os.urandom(65536), ${16 * MiB} + (i * 7919 % 256) * 65536)\nh.flush()\n` +
       `for i in range(0, ${8 * MiB}, 65536):\n    h.pread(65536, ${16 * MiB} + i)\n`], { timeoutMs: 120_000 });

@@ -59,7 +59,8 @@ async function withRig(faultyRole: 'cache' | 'origin', mode: string, body: (rig:
   try {
     const [cache, origin] = faultyRole === 'cache' ? [faulty.uri, healthyFile] : [healthyFile, faulty.uri];
     await blockcacheChecked(['create', '--cache', cache, '--origin', origin, '--mode', mode, '--assoc', '64']);
-    rig.served = await serveCache(cache, directory.path);
+    // RAM tier off: it would answer reads of these blocks from memory, and these tests are about the devices.
+    rig.served = await serveCache(cache, directory.path, ['--ram-cache', '0']);
     await body(rig);
   } finally {
     if (rig.served) await rig.served.process.kill('SIGKILL');
