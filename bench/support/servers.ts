@@ -82,13 +82,15 @@ export interface BlockcacheServeOptions {
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
   readonly nodeFlags?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Extra `serve` arguments, e.g. ['--ram-cache', '0']. */
+  readonly serveArgs?: readonly string[];
 }
 
 export async function serveBlockcache(options: BlockcacheServeOptions): Promise<Server> {
   const control = `${options.socket}.control`;
   const started = performance.now();
   const child = start(process.execPath, [...(options.nodeFlags ?? []), CLI_MAIN, 'serve',
-    '--cache', options.cache, '--socket', options.socket, '--control', control], options.env ?? TOOL_ENV);
+    '--cache', options.cache, '--socket', options.socket, '--control', control, ...(options.serveArgs ?? [])], options.env ?? TOOL_ENV);
   await waitUntil('blockcache serve', child, () => /^ready /m.test(child.output()));
   const readyMs = performance.now() - started;
   const uri = /^ready (\S+)/m.exec(child.output())![1]!;
@@ -124,6 +126,9 @@ export interface CacheCounters {
   readonly writeHits: number;
   readonly writeMisses: number;
   readonly evictions: number;
+  /** RAM tier: resident blocks and block reads it answered. */
+  readonly ramBlocks: number;
+  readonly ramReadHits: number;
 }
 
 export function cacheStatus(control: string): CacheCounters {
