@@ -23,8 +23,8 @@ export const MEMORY_DEVICE_CHUNK_BYTES = 64 * KiB;
 export const SCATTER_IO_WORKERS = 4;
 /** Largest batched I/O job: bounds the memory one job holds (one cleaner chunk). */
 export const SCATTER_IO_JOB_BYTES_MAX = 4 * MiB;
-/** Job memory blocks kept for reuse between jobs (two per worker). */
-export const SCATTER_IO_MEMORY_KEEP = 2 * SCATTER_IO_WORKERS;
+/** Job memory blocks kept for reuse between jobs (as many as a flush keeps chunks in flight; 16 MiB). */
+export const SCATTER_IO_MEMORY_KEEP = 4;
 /**
  * The coalescing layer batches writes only when one event-loop turn brings at
  * least this many scattered small pieces: below it, a worker round trip costs
@@ -84,9 +84,9 @@ export const RAM_CACHE_BYTES_MAX = 64 * GiB;
 /** Share of RAM pages that may be dirty at once; writes beyond it go straight to the SSD tier. */
 export const RAM_DIRTY_PERCENT = 50;
 /** Dirty share above which the RAM writer pushes pages down at once (the kernel's dirty_background_ratio). */
-export const RAM_BACKGROUND_PERCENT = 10;
-/** A dirty RAM page older than this is pushed down even below the background mark (dirty_expire). */
-export const RAM_DIRTY_EXPIRE_MS = 500;
+export const RAM_BACKGROUND_PERCENT = 25;
+/** A dirty RAM page older than this is pushed down even below the background mark (the kernel's dirty_expire is 30 s, ext4 commits every 5 s). */
+export const RAM_DIRTY_EXPIRE_MS = 5000;
 /** Pages the RAM writer pushes down at once. */
 export const RAM_PUSH_INFLIGHT_MAX = 32;
 /** After a failed push, background pushing pauses this long (flushes still push and report the error). */

@@ -31,6 +31,8 @@ import { ExportConfig, NegotiatedSession, negotiate } from './server-handshake.j
 /** Offsets at or above 2^53 cannot be represented exactly; their high word is ≥ this. */
 const OFFSET_HIGH_WORD_UNSAFE = 0x200000;
 const TWO_POW_32 = 0x100000000;
+/** WRITE payloads up to this size are received into a per-connection scratch buffer (see payloadScratch). */
+const PAYLOAD_SCRATCH_BYTES = 128 * 1024;
 /** After `close()`, a peer that does not take our last bytes is dropped after this long. */
 const CLOSE_LINGER_MS = 2000;
 
@@ -64,6 +66,13 @@ export class ServerConnection {
   private pendingCookieHigh = 0;
   private pendingCookieLow = 0;
   private pendingOffsetBytes = 0;
+  private readonly deviceReadNow: ((target: Buffer, offsetBytes: number) => boolean) | null;
+  /**
+   * WRITE payloads up to its size are received here when the device can complete
+   * writes synchronously (writeNow copies the data): no allocation per write. A
+   * payload writeNow declines is copied out before the asynchronous path runs.
+   */
+  private readonly payloadScratch: Buffer | null;
 
   constructor(
     private readonly socket: Socket,
@@ -73,6 +82,8 @@ export class ServerConnection {
     private readonly onClosed: (connection: ServerConnection) => void,
   ) {
     this.replies = new ReplyWriter(socket);
+    this.deviceReadNow = device.readNow !== undefined ? device.readNow.bind(device) : null;
+    this.payloadScratch = device.writeNow !== undefined ? Buffer.allocUnsafe(PAYLOAD_SCRATCH_BYTES) : null;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('drain', () => this.maybeResume());
@@ -265,7 +276,8 @@ export class ServerConnection {
       return;
     }
     this.admit(lengthBytes);
-    this.payloadTarget = Buffer.allocUnsafe(lengthBytes);
+    this.payloadTarget = this.payloadScratch !== null && lengthBytes <= PAYLOAD_SCRATCH_BYTES
+      ? this.payloadScratch.subarray(0, lengthBytes) : Buffer.allocUnsafe(lengthBytes);
     this.payloadFilledBytes = 0;
   }
 
@@ -289,8 +301,10 @@ export class ServerConnection {
       this.release(target.length);
       return true;
     }
+    // The asynchronous path keeps the payload until the write completes: never the scratch buffer.
+    const payload = target.buffer === this.payloadScratch?.buffer ? Buffer.from(target) : target;
     void this.execute(P.NBD_CMD_WRITE, this.pendingFlags, this.pendingCookieHigh, this.pendingCookieLow,
-      this.pendingOffsetBytes, target.length, target);
+      this.pendingOffsetBytes, target.length, payload);
     return true;
   }
 
@@ -342,13 +356,8 @@ export class ServerConnection {
 
   /** The device's synchronous read path (a RAM tier hit): replies at once; false if it declined. */
   private readNow(cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number): boolean {
-    if (this.device.readNow === undefined) return false;
-    const structured = this.session!.structuredReplies;
-    const headerBytes = readReplyHeaderBytes(structured);
-    const buffer = Buffer.allocUnsafe(headerBytes + lengthBytes);
-    if (!this.device.readNow(buffer.subarray(headerBytes), offsetBytes)) return false;
-    this.replies.readData(buffer, structured, cookieHigh, cookieLow, offsetBytes);
-    return true;
+    if (this.deviceReadNow === null) return false;
+    return this.replies.readNow(this.session!.structuredReplies, cookieHigh, cookieLow, offsetBytes, lengthBytes, this.deviceReadNow);
   }
 
   private async executeRead(cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number): Promise<void> {

@@ -25,7 +25,8 @@ test('flush writes a sequential burst back as large sorted writes and leaves the
     const data = randomBytes(BURST_BYTES);
     const dataPath = directory.file('data.bin');
     fs.writeFileSync(dataPath, data);
-    await runChecked('nbdcopy', [dataPath, served.uri], { timeoutMs: 60_000 });
+    // --flush: the client's FLUSH pushes the RAM tier's dirty pages down to the cache device.
+    await runChecked('nbdcopy', ['--flush', dataPath, served.uri], { timeoutMs: 60_000 });
     // Nearly all of it: a set that fills up gets room made by writeback.
     assert.ok((await statusOf(served.control)).dirtyBlocks >= 0.9 * (BURST_BYTES / 4096), 'the burst is held dirty');
 

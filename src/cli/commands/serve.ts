@@ -33,7 +33,7 @@ in-flight requests finish, metadata is committed, dirty blocks stay cached.
   --force                serve dirty blocks even over an origin whose identity changed
   --ram-cache SIZE       RAM tier above the SSD tier (e.g. 256M; 0 = off; default 64M): hot
                          blocks are answered from memory; in writeback mode writes complete in
-                         RAM and reach the SSD tier within 0.5 s or at the next FLUSH/FUA
+                         RAM and reach the SSD tier within 5 s or at the next FLUSH/FUA
   --set KEY=VALUE        apply a runtime setting at start (repeatable; see blockcache set --help)
   -h, --help             show this help`;
 
