@@ -56,9 +56,9 @@ export const ramPath = (context: BenchContext) => hotPathOn(context, RAM_TIER);
 
 async function hotPathOn(context: BenchContext, tier: HotTier): Promise<ScenarioResult & { rows: HotRow[] }> {
   const { workspace, log } = context;
-  const origin = workspace.file('hot-origin.img');
-  const peerImage = workspace.file('hot-peer.img');
-  const cache = workspace.file('hot-cache.img');
+  const origin = workspace.file(`${tier.key}-origin.img`);
+  const peerImage = workspace.file(`${tier.key}-peer.img`);
+  const cache = workspace.file(`${tier.key}-cache.img`);
   log(`hot path: writing a ${formatSize(WORKING_SET_BYTES)} origin`);
   writeOriginImage(origin, WORKING_SET_BYTES);
   fs.copyFileSync(origin, peerImage);
@@ -67,9 +67,9 @@ async function hotPathOn(context: BenchContext, tier: HotTier): Promise<Scenario
 
   const servers: Server[] = [];
   try {
-    const blockcache = await serveBlockcache({ cache, socket: workspace.file('hot-bc.sock'), nodeFlags: context.nodeFlags, serveArgs: ['--ram-cache', tier.ramCache] });
+    const blockcache = await serveBlockcache({ cache, socket: workspace.file(`${tier.key}-bc.sock`), nodeFlags: context.nodeFlags, serveArgs: ['--ram-cache', tier.ramCache] });
     servers.push(blockcache);
-    const peer = await serveNbdkit('nbdkit file', workspace.file('hot-peer.sock'), ['file', peerImage]);
+    const peer = await serveNbdkit('nbdkit file', workspace.file(`${tier.key}-peer.sock`), ['file', peerImage]);
     servers.push(peer);
 
     const fill: FioPattern = { label: '1M seqread QD8, cold (miss path, fills the cache)', rw: 'read', blockBytes: 1 * MiB, depth: 8,
