@@ -22,7 +22,10 @@
 // age scan's timer is unref'd and every timer stops in stop().
 import {
   DIRTY_THRESHOLD_PERCENT_DEFAULT, WRITEBACK_INFLIGHT_MAX, MiB, DIRTY_MAX_AGE_MS_DEFAULT, WRITEBACK_CONCURRENCY_DEFAULT,
+  WRITEBACK_CHUNK_BYTES_MAX, WRITEBACK_CHUNKS_INFLIGHT, SCATTER_IO_PIECES_MIN,
 } from '../constants.js';
+import { pieceDeviceOf } from '../layers/coalescing-device.js';
+import { PieceDevice, scatterIo } from '../devices/scatter-io.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RateMeter } from './rate-meter.js';
 import { crc32c } from '../stdx/checksum.js';
@@ -201,20 +204,41 @@ export class Cleaner {
       const table = this.engine.table;
       const roundBlocks = Math.max(this.settings.writebackInflightMax, Math.floor(FLUSH_ROUND_BYTES_MAX / this.engine.blockBytes));
       let idleRounds = 0;
-      while (table.dirtyCount > 0 && !signal?.aborted) {
-        const sorted = this.dirtySorted();
-        if (sorted.length === 0) {
-          // Every dirty block is busy with a client request; let them finish.
-          idleRounds++;
-          assert(idleRounds < 100_000, 'writeback made no progress');
-          await new Promise((resolve) => setTimeout(resolve, 1));
-          continue;
+      // The previous round's closing commit, still running while the next round is written back:
+      // allowed only when the next round's dirty records were durable before that commit started.
+      let committing: Promise<void> | undefined;
+      try {
+        while (table.dirtyCount > 0 && !signal?.aborted) {
+          const sorted = this.dirtySorted();
+          if (sorted.length === 0) {
+            // Every dirty block is busy with a client request; let them finish.
+            idleRounds++;
+            assert(idleRounds < 100_000, 'writeback made no progress');
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            continue;
+          }
+          idleRounds = 0;
+          let slots = sorted.slice(0, roundBlocks);
+          let durable = this.dirtyDurable(slots);
+          for (let start = 0; slots.length > 0 && !signal?.aborted; start += roundBlocks) {
+            if (!durable) {
+              if (committing) await committing;
+              committing = undefined;
+              if (!this.dirtyDurable(slots)) await this.engine.commit();
+            }
+            const failure = await this.writeRound(slots, false);
+            const next = sorted.slice(start + roundBlocks, start + 2 * roundBlocks);
+            if (committing) await committing;
+            durable = next.length > 0 && this.dirtyDurable(next);
+            committing = this.engine.commit();
+            committing.catch(() => {}); // awaited below; no unhandled rejection meanwhile
+            if (failure) throw failure.reason;
+            progress?.(table.dirtyCount);
+            slots = next;
+          }
         }
-        idleRounds = 0;
-        for (let start = 0; start < sorted.length && !signal?.aborted; start += roundBlocks) {
-          await this.writeback(sorted.slice(start, start + roundBlocks));
-          progress?.(table.dirtyCount);
-        }
+      } finally {
+        if (committing) await committing;
       }
       await this.engine.commit();
     } finally {
@@ -309,11 +333,28 @@ export class Cleaner {
    */
   private async writeback(slots: number[], background = false): Promise<void> {
     const engine = this.engine;
-    const table = engine.table;
     // The dirty records must be durable before the origin is written (see the file comment).
-    // They already are when every chosen block's latest record says dirty and no commit
-    // that might have staged it is still running; then the extra commit is skipped.
-    if (engine.commitInFlight || slots.some((slot) => !table.has(slot, PERSISTED_DIRTY))) await engine.commit();
+    if (!this.dirtyDurable(slots)) await engine.commit();
+    const failure = await this.writeRound(slots, background);
+    await engine.commit();
+    if (failure) throw failure.reason;
+  }
+
+  /**
+   * True when every block's dirty record is durable now: its latest record says
+   * dirty and no commit that might have staged it is still running. A commit
+   * started later does not change that (it can only stage a newer record, which
+   * says dirty too, while the block is dirty).
+   */
+  private dirtyDurable(slots: number[]): boolean {
+    const table = this.engine.table;
+    return !this.engine.commitInFlight && slots.every((slot) => table.has(slot, PERSISTED_DIRTY));
+  }
+
+  /** Sorts the blocks by origin block, merges contiguous ones into runs and writes them back; returns the first failure. */
+  private async writeRound(slots: number[], background: boolean): Promise<{ reason: unknown } | undefined> {
+    const engine = this.engine;
+    const table = engine.table;
     slots.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
     const runs: number[][] = [];
     const runBlocksMax = Math.max(1, Math.floor(WRITEBACK_RUN_BYTES_MAX / engine.blockBytes));
@@ -323,69 +364,199 @@ export class Cleaner {
       if (run && previous !== undefined && table.originOf[slot] === table.originOf[previous]! + 1 && run.length < runBlocksMax) run.push(slot);
       else runs.push([slot]);
     }
-    const results = await this.writeRuns(runs, background);
-    await engine.commit();
-    const failure = results.find((result) => result.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (failure) throw failure.reason;
+    return this.writeChunks(runs, background);
   }
 
-  /** Writes the runs in order, at most writebackConcurrency at once (one while clients wait, in the background). */
-  private async writeRuns(runs: number[][], background: boolean): Promise<PromiseSettledResult<void>[]> {
-    const results: PromiseSettledResult<void>[] = [];
+  /**
+   * Writes the runs back in origin order, in chunks. A chunk's blocks are locked,
+   * the runs still dirty are read from the cache (one batched read when the
+   * cache device can do it and the slots are scattered), written to the origin
+   * and marked clean, and the locks released when every write has settled.
+   * Chunks take their locks one after another and issue their origin writes one
+   * after another, both in origin order.
+   *
+   * A flush (not `background`): chunks of whole runs up to
+   * WRITEBACK_CHUNK_BYTES_MAX, WRITEBACK_CHUNKS_INFLIGHT at once, so later chunks
+   * are read while earlier ones are written; a chunk issues its runs together,
+   * so single-block runs reach the origin device in one turn and are batched.
+   * A background round: one run per chunk, at most writebackConcurrency in
+   * flight (one while clients wait); each waits for the rate limiter and lets
+   * client I/O run before it takes its locks, as before.
+   * Returns the first failure (every run is attempted).
+   */
+  private async writeChunks(runs: number[][], background: boolean): Promise<{ reason: unknown } | undefined> {
+    const chunkBlocksMax = background ? 1 : Math.max(1, Math.floor(WRITEBACK_CHUNK_BYTES_MAX / this.engine.blockBytes));
+    const round: RoundState = { failure: undefined, pieces: pieceDeviceOf(this.engine.cacheDevice) };
     const inflight = new Set<Promise<void>>();
-    for (const run of runs) {
-      const concurrency = background && this.engine.inflight > 0 ? 1 : this.settings.writebackConcurrency;
+    let locked: Promise<void> = Promise.resolve();
+    let issued: Promise<void> = Promise.resolve();
+    for (let first = 0; first < runs.length;) {
+      let end = first;
+      for (let blocks = 0; end < runs.length && (end === first || blocks + runs[end]!.length <= chunkBlocksMax); end++) blocks += runs[end]!.length;
+      const chunk = runs.slice(first, end);
+      first = end;
+      const concurrency = !background ? WRITEBACK_CHUNKS_INFLIGHT : this.engine.inflight > 0 ? 1 : this.settings.writebackConcurrency;
       while (inflight.size >= concurrency) await Promise.race(inflight);
       // A background round that must end leaves the remaining runs dirty for a later round.
-      if (background && !(await this.backgroundTurn(run.length * this.engine.blockBytes))) break;
-      const write: Promise<void> = this.writebackRun(run).then(
-        () => { results.push({ status: 'fulfilled', value: undefined }); },
-        (reason: unknown) => { results.push({ status: 'rejected', reason }); },
-      ).finally(() => inflight.delete(write));
-      inflight.add(write);
+      if (background && !(await this.backgroundTurn(chunk[0]!.length * this.engine.blockBytes))) break;
+      const turn = { previousLocked: locked, previousIssued: issued, locked: () => {}, issued: () => {} };
+      locked = new Promise((resolve) => { turn.locked = resolve; });
+      issued = new Promise((resolve) => { turn.issued = resolve; });
+      const done: Promise<void> = this.writeChunk(chunk, turn, round)
+        .catch((reason: unknown) => { round.failure ??= { reason }; })
+        .finally(() => inflight.delete(done));
+      inflight.add(done);
     }
     await Promise.all(inflight);
-    return results;
+    return round.failure;
   }
 
-  private async writebackRun(run: number[]): Promise<void> {
+  /**
+   * One chunk: locks its blocks (after the previous chunk has locked its own),
+   * reads the runs still dirty, writes them (after the previous chunk has issued
+   * its writes) and marks them clean; releases the locks when every write has
+   * settled. A run whose blocks changed meanwhile is left to a later round.
+   */
+  private async writeChunk(chunk: number[][], turn: ChunkTurn, round: RoundState): Promise<void> {
     const engine = this.engine;
     const table = engine.table;
-    const originBlocks = run.map((slot) => table.originOf[slot]!);
-    for (const originBlock of originBlocks) {
-      const wait = engine.locks.acquire(originBlock, true);
-      if (wait) await wait;
-    }
+    const blockBytes = engine.blockBytes;
+    const origins = chunk.map((run) => run.map((slot) => table.originOf[slot]!));
+    const held: number[] = [];
+    const writes: Promise<void>[] = [];
+    let memory: SharedArrayBuffer | undefined;
     try {
-      // Re-check under the locks: a block may have been invalidated or cleaned meanwhile.
-      const live = run.every((slot, i) => engine.index.get(originBlocks[i]!) === slot && table.has(slot, DIRTY));
-      if (!live) return; // the next round picks up what is still dirty
-      const blockBytes = engine.blockBytes;
-      const buffer = Buffer.allocUnsafe(run.length * blockBytes);
-      // Adjacent slots (a sequential burst allocated in order) are read with one cache read.
-      const reads: Promise<void>[] = [];
-      for (let first = 0; first < run.length;) {
-        let end = first + 1;
-        while (end < run.length && run[end] === run[end - 1]! + 1) end++;
-        reads.push(engine.internals.cacheRead(buffer.subarray(first * blockBytes, end * blockBytes), engine.internals.slotOffset(run[first]!)));
-        first = end;
+      try {
+        await turn.previousLocked;
+        for (const originBlocks of origins) {
+          for (const originBlock of originBlocks) {
+            const wait = engine.locks.acquire(originBlock, true);
+            if (wait) await wait;
+            held.push(originBlock);
+          }
+        }
+      } finally {
+        turn.locked();
       }
-      await Promise.all(reads);
-      const lastLength = engine.internals.blockLength(originBlocks[originBlocks.length - 1]!);
-      const length = (run.length - 1) * blockBytes + lastLength;
-      await engine.writebackWrite(buffer.subarray(0, length), originBlocks[0]! * blockBytes);
-      this.meter.add(length, this.clock());
-      run.forEach((slot, i) => {
-        this.dirtySinceMs[slot] = -1;
-        table.setDirty(slot, false);
-        table.state[slot]! |= HAS_CRC;
-        table.dataCrc[slot] = crc32c(buffer.subarray(i * blockBytes, (i + 1) * blockBytes));
-        table.markPending(slot);
+      // Re-check under the locks: a block may have been invalidated or cleaned meanwhile (and
+      // made dirty again: then its latest record is not dirty and it waits for a later round).
+      const live: number[] = [];
+      let liveBlocks = 0;
+      let scattered = 0;
+      chunk.forEach((run, r) => {
+        if (!run.every((slot, i) => engine.index.get(origins[r]![i]!) === slot && table.has(slot, DIRTY) && table.has(slot, PERSISTED_DIRTY))) return;
+        live.push(r);
+        liveBlocks += run.length;
+        for (let i = 0; i < run.length; i++) if (i === 0 || run[i] !== run[i - 1]! + 1) scattered++;
       });
-      engine.stats.writebacks += run.length;
-      engine.stats.writebackBytes += length;
+      // Live runs are packed in origin order: each is one contiguous piece of `data`
+      // (and of `checksums`, the blocks' CRC-32C when the batched read computed them).
+      let data: Buffer | undefined;
+      let checksums: Uint32Array | undefined;
+      if (round.pieces && scattered >= SCATTER_IO_PIECES_MIN) {
+        const positions = new Float64Array(liveBlocks);
+        const lengths = new Uint32Array(liveBlocks).fill(blockBytes);
+        let at = 0;
+        for (const r of live) for (const slot of chunk[r]!) positions[at++] = engine.internals.slotOffset(slot);
+        try {
+          const shared = scatterIo.memory(liveBlocks * blockBytes);
+          checksums = await round.pieces.readPieces(positions, lengths, shared, true);
+          memory = shared;
+          data = Buffer.from(shared, 0, liveBlocks * blockBytes);
+        } catch {
+          // Read again through the engine below: that path counts cache errors (and may succeed).
+          memory = undefined;
+        }
+      }
+      const readOk = live.map(() => data !== undefined);
+      if (data === undefined) {
+        data = Buffer.allocUnsafe(liveBlocks * blockBytes);
+        const target = data;
+        let at = 0;
+        const reads = live.map((r) => {
+          const run = chunk[r]!;
+          const start = at;
+          at += run.length * blockBytes;
+          return this.readRun(run, target.subarray(start, at));
+        });
+        (await Promise.allSettled(reads)).forEach((result, i) => {
+          if (result.status === 'fulfilled') readOk[i] = true;
+          else round.failure ??= { reason: result.reason };
+        });
+      }
+      await turn.previousIssued;
+      try {
+        let at = 0;
+        for (let i = 0; i < live.length; i++) {
+          const r = live[i]!;
+          const run = chunk[r]!;
+          const piece = data.subarray(at * blockBytes, (at + run.length) * blockBytes);
+          const crcs = checksums?.subarray(at, at + run.length);
+          at += run.length;
+          if (!readOk[i]) continue;
+          writes.push(this.writeRun(run, origins[r]!, piece, crcs).catch((reason: unknown) => {
+            round.failure ??= { reason };
+            memory = undefined; // a failed write's buffer is not reused
+          }));
+        }
+      } finally {
+        turn.issued();
+      }
+      await Promise.all(writes);
     } finally {
-      for (const originBlock of originBlocks) engine.locks.release(originBlock, true);
+      turn.locked();
+      turn.issued();
+      for (const originBlock of held) engine.locks.release(originBlock, true);
+      if (memory) scatterIo.recycle(memory);
     }
   }
+
+  /** Reads a run's slots into `target` block by block (adjacent slots in one read) through the engine. */
+  private async readRun(run: number[], target: Buffer): Promise<void> {
+    const engine = this.engine;
+    const blockBytes = engine.blockBytes;
+    const reads: Promise<void>[] = [];
+    for (let first = 0; first < run.length;) {
+      let end = first + 1;
+      while (end < run.length && run[end] === run[end - 1]! + 1) end++;
+      reads.push(engine.internals.cacheRead(target.subarray(first * blockBytes, end * blockBytes), engine.internals.slotOffset(run[first]!)));
+      first = end;
+    }
+    await Promise.all(reads);
+  }
+
+  /** Writes one run (its data read, its blocks locked) to the origin and marks its blocks clean; `crcs`: the blocks' CRC-32C if known. */
+  private async writeRun(run: number[], originBlocks: number[], data: Buffer, crcs: Uint32Array | undefined): Promise<void> {
+    const engine = this.engine;
+    const table = engine.table;
+    const blockBytes = engine.blockBytes;
+    const lastLength = engine.internals.blockLength(originBlocks[originBlocks.length - 1]!);
+    const length = (run.length - 1) * blockBytes + lastLength;
+    await engine.writebackWrite(data.subarray(0, length), originBlocks[0]! * blockBytes);
+    this.meter.add(length, this.clock());
+    run.forEach((slot, i) => {
+      this.dirtySinceMs[slot] = -1;
+      table.setDirty(slot, false);
+      table.state[slot]! |= HAS_CRC;
+      table.dataCrc[slot] = crcs ? crcs[i]! : crc32c(data.subarray(i * blockBytes, (i + 1) * blockBytes));
+      table.markPending(slot);
+    });
+    engine.stats.writebacks += run.length;
+    engine.stats.writebackBytes += length;
+  }
+}
+
+/** Shared state of one round's chunks. */
+interface RoundState {
+  failure: { reason: unknown } | undefined;
+  /** The cache device's batched reader, if it has one. */
+  readonly pieces: PieceDevice | undefined;
+}
+
+/** A chunk's place in the round's two orderings: locking and issuing origin writes. */
+interface ChunkTurn {
+  readonly previousLocked: Promise<void>;
+  readonly previousIssued: Promise<void>;
+  locked: () => void;
+  issued: () => void;
 }

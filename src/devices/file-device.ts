@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { BlockDevice, DeviceCapabilities, WriteFlags, ZeroFlags, checkRange } from './block-device.js';
 import { BlockcacheError, fromSystemError } from '../stdx/errors.js';
 import { MiB } from '../constants.js';
+import { PieceDevice, ScatterIoError, scatterIo } from './scatter-io.js';
 
 /** Zero buffers are written in pieces of this size when zeroing cannot be done natively. */
 const ZERO_WRITE_BYTES = 1 * MiB;
@@ -44,7 +45,7 @@ export interface FileDeviceOptions {
   readonly createSizeBytes?: number;
 }
 
-export class FileDevice implements BlockDevice {
+export class FileDevice implements BlockDevice, PieceDevice {
   readonly capabilities: DeviceCapabilities;
   private nativeZero: boolean;
 
@@ -106,6 +107,26 @@ export class FileDevice implements BlockDevice {
       throw fromSystemError(error, `write ${this.name} at ${offsetBytes + done}`);
     }
     if (flags?.fua) await this.flush();
+  }
+
+  /** Batched scattered reads in a worker (src/devices/scatter-io.ts); errors are BlockcacheErrors. */
+  readPieces(positions: Float64Array, lengths: Uint32Array, memory: SharedArrayBuffer, checksums = false): Promise<Uint32Array | undefined> {
+    return this.pieces(false, positions, lengths, memory, checksums);
+  }
+
+  /** Batched scattered writes in a worker (src/devices/scatter-io.ts); errors are BlockcacheErrors. */
+  async writePieces(positions: Float64Array, lengths: Uint32Array, memory: SharedArrayBuffer): Promise<void> {
+    await this.pieces(true, positions, lengths, memory, false);
+  }
+
+  private async pieces(write: boolean, positions: Float64Array, lengths: Uint32Array, memory: SharedArrayBuffer, checksums: boolean): Promise<Uint32Array | undefined> {
+    for (let i = 0; i < positions.length; i++) checkRange(this.sizeBytes, positions[i]!, lengths[i] ?? 0, write);
+    try {
+      return await scatterIo.run(write, this.fd, positions, lengths, memory, checksums);
+    } catch (error) {
+      const position = error instanceof ScatterIoError && error.position >= 0 ? error.position : positions[0];
+      throw fromSystemError(error, `${write ? 'write' : 'read'} ${this.name} at ${position}`);
+    }
   }
 
   async flush(): Promise<void> {

@@ -7,10 +7,19 @@
 // one call. Semantics are unchanged: each caller's promise settles when the
 // merged operation does, with its error; FUA writes and large operations pass
 // straight through; every other operation is forwarded as is.
+//
+// Scattered small writes: when one turn brings at least SCATTER_IO_PIECES_MIN
+// non-adjacent small writes (the cleaner writing back sparse dirty blocks) and
+// the device under this layer does batched I/O (a FileDevice), they go to it as
+// batched jobs (src/devices/scatter-io.ts): one worker round trip per job of up
+// to SCATTER_IO_JOB_BYTES_MAX instead of one thread-pool round trip each. Every
+// caller of a job settles with the job's result (like a merged write).
 // Concurrency: callers never issue overlapping operations at once (the engine's
 // block locks), so merging cannot reorder conflicting operations.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
-import { MiB } from '../constants.js';
+import { MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX } from '../constants.js';
+import { PieceDevice, scatterIo } from '../devices/scatter-io.js';
+import { TimedDevice } from './timed-device.js';
 
 /** Largest merged operation: bounds the temporary buffer a merged read needs. */
 export const COALESCED_BYTES_MAX = 4 * MiB;
@@ -31,10 +40,14 @@ export class CoalescingDevice implements BlockDevice {
   private scheduled = false;
   private readonly dispatchBound = () => this.dispatch();
 
-  constructor(private readonly inner: BlockDevice) {
+  /** The batched-I/O device under this layer, if any (scattered small writes go to it). */
+  private readonly pieces: PieceDevice | undefined;
+
+  constructor(readonly inner: BlockDevice) {
     this.name = inner.name;
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
+    this.pieces = pieceDeviceOf(inner);
   }
 
   read(target: Buffer, offsetBytes: number): Promise<void> {
@@ -84,6 +97,9 @@ export class CoalescingDevice implements BlockDevice {
 
   private run(pending: Pending[], isRead: boolean): void {
     if (pending.length > 1) pending.sort((a, b) => a.offsetBytes - b.offsetBytes);
+    const batch = !isRead && this.pieces !== undefined && pending.length >= SCATTER_IO_PIECES_MIN;
+    // Groups of adjacent small writes (first, end, bytes) waiting to be batched.
+    const small: number[] = [];
     let first = 0;
     while (first < pending.length) {
       let end = first + 1;
@@ -95,8 +111,44 @@ export class CoalescingDevice implements BlockDevice {
         bytes += next.buffer.length;
         end++;
       }
-      this.issue(pending, first, end, bytes, isRead);
+      if (batch && bytes <= SCATTER_IO_PIECE_BYTES_MAX) small.push(first, end, bytes);
+      else this.issue(pending, first, end, bytes, isRead);
       first = end;
+    }
+    if (small.length / 3 >= SCATTER_IO_PIECES_MIN) this.issueBatches(pending, small);
+    else for (let i = 0; i < small.length; i += 3) this.issue(pending, small[i]!, small[i + 1]!, small[i + 2]!, false);
+  }
+
+  /** Writes the groups in `small` (triples: first, end, bytes) as batched jobs of up to SCATTER_IO_JOB_BYTES_MAX. */
+  private issueBatches(pending: Pending[], small: number[]): void {
+    for (let start = 0; start < small.length;) {
+      let end = start;
+      let bytes = 0;
+      while (end < small.length && bytes + small[end + 2]! <= SCATTER_IO_JOB_BYTES_MAX) {
+        bytes += small[end + 2]!;
+        end += 3;
+      }
+      const items: Pending[] = [];
+      for (let group = start; group < end; group += 3) for (let i = small[group]!; i < small[group + 1]!; i++) items.push(pending[i]!);
+      const memory = scatterIo.memory(bytes);
+      const target = new Uint8Array(memory);
+      const positions = new Float64Array(items.length);
+      const lengths = new Uint32Array(items.length);
+      let at = 0;
+      items.forEach((item, i) => {
+        target.set(item.buffer, at);
+        at += item.buffer.length;
+        positions[i] = item.offsetBytes;
+        lengths[i] = item.buffer.length;
+      });
+      this.pieces!.writePieces(positions, lengths, memory).then(
+        () => {
+          scatterIo.recycle(memory);
+          for (const item of items) item.resolve();
+        },
+        (error: unknown) => { for (const item of items) item.reject(error); },
+      );
+      start = end;
     }
   }
 
@@ -128,5 +180,20 @@ export class CoalescingDevice implements BlockDevice {
     } else {
       this.inner.write(Buffer.concat(group.map((item) => item.buffer), bytes), head.offsetBytes).then(() => settle(), settle);
     }
+  }
+}
+
+/**
+ * The batched-I/O device under `device`: the device itself if it does batched
+ * I/O, else the one under a layer that holds no data and changes no bytes (this
+ * coalescing layer, TimedDevice); undefined under any other layer. Batched I/O
+ * through it skips those layers (TimedDevice does not time it).
+ */
+export function pieceDeviceOf(device: BlockDevice): PieceDevice | undefined {
+  for (let layer: BlockDevice = device; ;) {
+    const candidate = layer as Partial<PieceDevice>;
+    if (typeof candidate.readPieces === 'function' && typeof candidate.writePieces === 'function') return layer as unknown as PieceDevice;
+    if (layer instanceof CoalescingDevice || layer instanceof TimedDevice) layer = layer.inner;
+    else return undefined;
   }
 }
