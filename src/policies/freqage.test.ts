@@ -6,16 +6,8 @@ import { test } from 'node:test';
 import { Replayer } from '../sim/replayer.js';
 import { FreqAgePolicy } from './freqage.js';
 import { LruPolicy } from './lru.js';
+import { hitsAfterScan } from '../testing/policy-checks.js';
 import { TinyLfuPolicy } from './tinylfu.js';
-
-function hitsAfterScan(replayer: Replayer): number {
-  const HOT = 64;
-  for (let round = 0; round < 20; round++) for (let block = 0; block < HOT; block++) replayer.access(block, false);
-  for (let block = 1_000_000; block < 1_002_000; block++) replayer.access(block, false); // the scan
-  let hits = 0;
-  for (let block = 0; block < HOT; block++) if (replayer.access(block, false)) hits++;
-  return hits;
-}
 
 test('freqage: a long scan leaves most of the hot set cached (LRU loses all of it)', () => {
   const cacheBlocks = 128;

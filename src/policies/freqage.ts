@@ -30,7 +30,7 @@
 // popularity fades. No allocation after construction; no I/O.
 import { assert } from '../stdx/assert.js';
 import { FrequencySketch } from './frequency-sketch.js';
-import { NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
+import { NO_BLOCK, PolicyGeometry, ReplacementPolicy, originLookup } from './policy.js';
 
 const COUNTER_MAX = 15;
 const STAMP_MASK = 0xffff;
@@ -117,14 +117,9 @@ export class FreqAgePolicy implements ReplacementPolicy {
     this.ghost = new Uint16Array(ghostSlots);
     this.ghostMask = ghostSlots - 1;
     this.generationLength = Math.max(1, Math.floor(cacheBlocks / this.tuning.ghostGenerations));
-    if (geometry.originOf !== undefined) {
-      this.ownOrigins = null;
-      this.originOf = geometry.originOf;
-    } else {
-      const origins = new Float64Array(cacheBlocks);
-      this.ownOrigins = origins;
-      this.originOf = (cacheBlock) => origins[cacheBlock]!;
-    }
+    const origins = originLookup(geometry);
+    this.ownOrigins = origins.own;
+    this.originOf = origins.originOf;
   }
 
   get memoryBytes(): number {

@@ -48,3 +48,14 @@ export interface ReplacementPolicy {
 }
 
 export type PolicyFactory = (geometry: PolicyGeometry) => ReplacementPolicy;
+
+/**
+ * How a policy reads the origin block of a cache block: through the engine's map
+ * when the geometry gives one (no copy), else from its own array (`own`, which
+ * the policy fills on insert; counted in its memoryBytes).
+ */
+export function originLookup(geometry: PolicyGeometry): { own: Float64Array | null; originOf: (cacheBlock: number) => number } {
+  if (geometry.originOf !== undefined) return { own: null, originOf: geometry.originOf };
+  const own = new Float64Array(geometry.cacheBlocks);
+  return { own, originOf: (cacheBlock) => own[cacheBlock]! };
+}

@@ -23,7 +23,7 @@
 // window size <= ring capacity. No allocation after construction; no I/O.
 import { assert } from '../stdx/assert.js';
 import { FrequencySketch } from './frequency-sketch.js';
-import { NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
+import { NO_BLOCK, PolicyGeometry, ReplacementPolicy, originLookup } from './policy.js';
 
 const STATE_RESIDENT = 0x10;
 const STATE_WINDOW = 0x20;
@@ -102,14 +102,9 @@ export class TinyLfuPolicy implements ReplacementPolicy {
     let width = this.tuning.sketchWidthMin;
     while (width < cacheBlocks * this.tuning.sketchWidthPerBlock) width *= 2;
     this.sketch = new FrequencySketch(width, Math.max(1, Math.round(cacheBlocks * this.tuning.sampleFactor)));
-    if (geometry.originOf !== undefined) {
-      this.ownOrigins = null;
-      this.originOf = geometry.originOf;
-    } else {
-      const origins = new Float64Array(cacheBlocks);
-      this.ownOrigins = origins;
-      this.originOf = (cacheBlock) => origins[cacheBlock]!;
-    }
+    const origins = originLookup(geometry);
+    this.ownOrigins = origins.own;
+    this.originOf = origins.originOf;
     this.windowShare = this.tuning.windowPercentInitial / 100;
     this.windowTarget = this.targetFor(this.windowShare);
     this.climbStep = this.tuning.climbStepPercent / 100;
