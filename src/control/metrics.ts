@@ -204,6 +204,14 @@ export class CacheMetrics {
       [{ op: 'read', result: 'hit' }, e.stats.readHits], [{ op: 'read', result: 'miss' }, e.stats.readMisses],
       [{ op: 'write', result: 'hit' }, e.stats.writeHits], [{ op: 'write', result: 'miss' }, e.stats.writeMisses],
     ]);
+    counter('blockcache_read_hits_by_tier_total', 'Block reads answered from the cache, by tier (ram + ssd = read hits)', ['tier'], (e) => [
+      [{ tier: 'ram' }, e.ramStats.readHits], [{ tier: 'ssd' }, e.stats.readHits - e.ramStats.readHits],
+    ]);
+    counter('blockcache_ram_write_absorbs_total', 'Block writes completed in the RAM tier (writeback)', [], (e) => [[{}, e.ramStats.writeAbsorbs]]);
+    counter('blockcache_ram_pushes_total', 'Dirty RAM pages pushed down to the SSD tier', [], (e) => [[{}, e.ramWriter.pushed]]);
+    gauge('blockcache_ram_bytes', 'Size of the RAM tier (0 = off)', [], (e) => [[{}, e.ramBytes]]);
+    gauge('blockcache_ram_resident_bytes', 'Bytes of blocks held in the RAM tier', [], (e) => [[{}, (e.ram?.residentPages ?? 0) * e.blockBytes]]);
+    gauge('blockcache_ram_dirty_bytes', 'Bytes in the RAM tier newer than the SSD tier', [], (e) => [[{}, (e.ram?.dirtyCount ?? 0) * e.blockBytes]]);
     counter('blockcache_uncached_blocks_total', 'Blocks served from or written to the origin without caching', ['op'], (e) => [
       [{ op: 'read' }, e.stats.uncachedReads], [{ op: 'write' }, e.stats.uncachedWrites],
     ]);
