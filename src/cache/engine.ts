@@ -208,10 +208,17 @@ export class CacheEngine implements BlockDevice {
       ram.copyOut(page, offsetBytes - first * blockBytes, target, 0, length);
     } else {
       for (let block = first; block <= last; block++) if (ram.lookup(block) < 0) return false;
-      for (let block = first; block <= last; block++) {
-        const start = Math.max(offsetBytes, block * blockBytes);
-        const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
-        ram.copyOut(ram.lookup(block), start - block * blockBytes, target, start - offsetBytes, end - start);
+      // Blocks in consecutive pages (a sequential fill takes pages in order) are copied in one call.
+      let runBlock = first;
+      let runPage = ram.lookup(first);
+      for (let block = first + 1; block <= last + 1; block++) {
+        const page = block <= last ? ram.lookup(block) : -1;
+        if (page === runPage + (block - runBlock)) continue;
+        const start = Math.max(offsetBytes, runBlock * blockBytes);
+        const end = Math.min(offsetBytes + length, block * blockBytes);
+        ram.copyOutRun(runPage, block - runBlock, start - runBlock * blockBytes, target, start - offsetBytes, end - start);
+        runBlock = block;
+        runPage = page;
       }
     }
     const blocks = last - first + 1;

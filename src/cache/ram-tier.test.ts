@@ -61,3 +61,17 @@ test('RamTier: residentIn finds resident blocks of a range by index or by walkin
   tier.dropAllClean();
   assert.equal(tier.residentPages, 0);
 });
+
+test('RamTier: copyOutRun copies across consecutive pages from any inner offset', () => {
+  const tier = new RamTier(4, BLOCK, 4);
+  for (const block of [20, 21, 22]) {
+    const p = tier.allocate(block);
+    tier.copyIn(p, 0, Buffer.alloc(BLOCK, block), 0, BLOCK);
+  }
+  const first = tier.lookup(20);
+  assert.deepEqual([tier.lookup(21), tier.lookup(22)], [first + 1, first + 2], 'a fresh tier hands out pages in order');
+  const target = Buffer.alloc(BLOCK + 200);
+  tier.copyOutRun(first, 3, BLOCK - 100, target, 0, BLOCK + 200);
+  const expected = Buffer.concat([Buffer.alloc(100, 20), Buffer.alloc(BLOCK, 21), Buffer.alloc(100, 22)]);
+  assert.ok(target.equals(expected));
+});

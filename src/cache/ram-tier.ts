@@ -98,6 +98,17 @@ export class RamTier {
     this.policy.hit(page);
   }
 
+  /**
+   * Copies `length` bytes from `pages` consecutive pages starting at `firstPage`
+   * (from `inner` in the first) into target[at..]. Counts as a hit on each.
+   */
+  copyOutRun(firstPage: number, pages: number, inner: number, target: Buffer, at: number, length: number): void {
+    assert(firstPage >= 0 && firstPage + pages <= this.pages && inner + length <= pages * this.blockBytes);
+    const start = firstPage * this.blockBytes + inner;
+    this.arena.copy(target, at, start, start + length);
+    for (let page = firstPage; page < firstPage + pages; page++) this.policy.hit(page);
+  }
+
   /** Copies source[from..from+length] into the page at `inner`. */
   copyIn(page: number, inner: number, source: Buffer, from: number, length: number): void {
     source.copy(this.arena, page * this.blockBytes + inner, from, from + length);
