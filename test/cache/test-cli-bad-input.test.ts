@@ -33,6 +33,8 @@ test('unknown commands and options, missing and invalid arguments get usage erro
   assertOneLineError(await blockcache(['create', '--cache', 'a', '--origin', 'b', '--policy', 'magic']), /--policy must be one of/, 2);
   assertOneLineError(await blockcache(['status']), /exactly one of --control PATH or --cache DEV/, 2);
   assertOneLineError(await blockcache(['serve', '--cache', 'x', '--listen', 'host:99999']), /--listen/, 2);
+  assertOneLineError(await blockcache(['serve', '--cache', 'x', '--ram-cache', 'lots']), /--ram-cache: 'lots' is not a size/, 2);
+  assertOneLineError(await blockcache(['serve', '--cache', 'x', '--ram-cache', '100G']), /--ram-cache: 100G is larger than the limit/, 2);
   for (const command of ['create', 'serve', 'status', 'flush', 'detach', 'check', 'sim']) {
     const help = await blockcache([command, '--help']);
     assert.equal(help.code, 0);

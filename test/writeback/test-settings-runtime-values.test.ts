@@ -18,6 +18,7 @@ const BAD_VALUES: Record<string, string[]> = {
   'writeback-rate': ['fast', '20Q', '1K', 'iops=-1', 'iops=abc', '20M,30M', 'iops=5,iops=6', '2T'],
   'writeback-concurrency': ['0', '257', 'many'],
   'sequential-cutoff': ['1K', '100G', 'big', '-4K'],
+  'ram-cache': ['65G', 'plenty', '-1M', '1.5G'],
   policy: ['nosuch', 'opt', 'LRU'],
   mode: ['writefast', 'WRITEBACK', ''],
 };
@@ -59,6 +60,16 @@ test('settings: bad values are rejected, values listed, policy and mode switched
     const json = await controlRequest(served.control, 'POST', '/settings', JSON.stringify({ 'writeback-rate': 0, 'sequential-cutoff': 'off' }));
     assert.equal(json.status, 200, json.body);
     assert.equal(JSON.parse(json.body)['writeback-rate'], '0');
+
+    // Resizing the RAM tier pushes its dirty pages down first; the data stays exact.
+    await runChecked('nbdsh', ['-u', served.uri, '-c', `h.pwrite(b'r' * 65536, ${6 * MiB})`]);
+    assert.ok((await statusOf(served.control)).ramDirtyBlocks! > 0, 'the write completed in RAM');
+    assert.equal((await setSettings(served.control, 'ram-cache=2M'))['ram-cache'], '2M');
+    const resized = await statusOf(served.control);
+    assert.equal(resized.ramDirtyBlocks, 0, 'resizing pushed every dirty RAM page down');
+    assert.equal(resized.ramBytes, 2 * MiB);
+    assert.ok(resized.dirtyBlocks! >= 16, 'the pushed pages are dirty in the cache');
+    await runChecked('nbdsh', ['-u', served.uri, '-c', `assert h.pread(65536, ${6 * MiB}) == b'r' * 65536`]);
 
     // Cache some blocks, dirty some, then switch the policy: every cached block stays cached.
     await runChecked('nbdsh', ['-u', served.uri, '-c', `h.pread(${2 * MiB}, 0); h.pwrite(b'd' * ${MiB}, ${4 * MiB}); h.flush()`]);
