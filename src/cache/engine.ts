@@ -1254,6 +1254,8 @@ export class CacheEngine implements BlockDevice {
   private anyCachedWrite(offsetBytes: number, lengthBytes: number): boolean {
     const first = Math.floor(offsetBytes / this.blockBytes);
     const end = Math.ceil((offsetBytes + lengthBytes) / this.blockBytes);
+    // A dirty RAM page is data the origin does not have yet.
+    if (this.ram !== null && this.ram.anyDirtyIn(first, end)) return true;
     if (end - first > this.index.size) {
       for (let slot = 0; slot < this.mapping.cacheBlocks; slot++) {
         const originBlock = this.table.originOf[slot]!;

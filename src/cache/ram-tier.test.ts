@@ -75,3 +75,14 @@ test('RamTier: copyOutRun copies across consecutive pages from any inner offset'
   const expected = Buffer.concat([Buffer.alloc(100, 20), Buffer.alloc(BLOCK, 21), Buffer.alloc(100, 22)]);
   assert.ok(target.equals(expected));
 });
+
+test('RamTier: anyDirtyIn sees dirty pages of a range, by index or by walking the dirty list', () => {
+  const tier = new RamTier(8, BLOCK, 8);
+  tier.allocate(3);
+  tier.markDirty(tier.allocate(7), 0);
+  tier.markDirty(tier.allocate(2 ** 40), 0);
+  assert.equal(tier.anyDirtyIn(0, 5), false, 'a clean page is not dirty');
+  assert.equal(tier.anyDirtyIn(5, 8), true);
+  assert.equal(tier.anyDirtyIn(8, 2 ** 40), false, 'the walk of the dirty list respects the range');
+  assert.equal(tier.anyDirtyIn(8, 2 ** 41), true);
+});

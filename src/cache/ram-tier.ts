@@ -176,6 +176,22 @@ export class RamTier {
     return found;
   }
 
+  /** True if a block in [first, end) has a dirty page (walks the dirty list when the range is larger). */
+  anyDirtyIn(first: number, end: number): boolean {
+    if (end - first > this.dirtyPages) {
+      for (let page = this.dirtyHead; page !== NONE; page = this.dirtyNext[page]!) {
+        const block = this.originOf[page]!;
+        if (block >= first && block < end) return true;
+      }
+      return false;
+    }
+    for (let block = first; block < end; block++) {
+      const page = this.index.get(block);
+      if (page >= 0 && this.isDirty(page)) return true;
+    }
+    return false;
+  }
+
   markDirty(page: number, now: number): void {
     if (this.isDirty(page)) return;
     this.state[page]! |= PAGE_DIRTY;

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { blockcacheChecked, createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
+import { MemoryDevice } from '../../src/devices/memory-device.js';
+import { createCache, openCache } from '../../src/cache/open-cache.js';
 import { describeResult, requireTools, runCommand } from '../support/process.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
@@ -60,3 +62,21 @@ for (const { mode, ramCache, seed } of cases) {
     }
   });
 }
+
+test('block status reports a block whose only new copy is a dirty RAM page as data, not a hole', async () => {
+  // Only the memory device reports holes today (file and NBD origins report data everywhere).
+  const origin = new MemoryDevice(16 * MiB);
+  const cache = new MemoryDevice(4 * MiB);
+  const originLocation = { name: 'memory-origin', deviceId: 0, inode: 0 };
+  await createCache({ cache, origin, originLocation, mode: 'writeback' });
+  const { engine } = await openCache({ cache, origin, originLocation, commitIntervalMs: 0, ramBytes: MiB });
+  try {
+    assert.ok(engine.writeNow(Buffer.alloc(4096, 'x'), MiB), 'the write completes in RAM');
+    const [first] = await engine.blockStatus(MiB, 65536);
+    assert.equal(first!.flags, 0, 'the dirty RAM block is data');
+    const [untouched] = await engine.blockStatus(8 * MiB, 65536);
+    assert.equal(untouched!.flags & 1, 1, 'an untouched region is still a hole');
+  } finally {
+    await engine.close();
+  }
+});
