@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import { KiB } from '../constants.js';
 import { Extent } from '../devices/block-device.js';
 import * as P from './protocol.js';
+import { giveReplyBuffer, REPLY_BUFFER_BYTES_MIN, takeReplyBuffer } from './reply-buffers.js';
 
 /** Slab for small replies and synchronous READ replies: 60 replies of 4 KiB, or 16,000 simple replies. */
 const SLAB_BYTES = 256 * KiB;
@@ -86,7 +87,8 @@ export class ReplyWriter {
       buffer.writeUInt32BE(cookieHigh, 8);
       buffer.writeUInt32BE(cookieLow, 12);
     }
-    this.writeLarge(buffer);
+    // Large reply buffers go back to the pool once the socket has written them.
+    this.writeLarge(buffer, buffer.length >= REPLY_BUFFER_BYTES_MIN ? giveReplyBuffer : undefined);
   }
 
   /**
@@ -99,8 +101,11 @@ export class ReplyWriter {
     fill: (target: Buffer, offsetBytes: number) => boolean): boolean {
     const headerBytes = readReplyHeaderBytes(structuredReplies);
     if (lengthBytes > SLAB_READ_BYTES_MAX) {
-      const buffer = Buffer.allocUnsafe(headerBytes + lengthBytes);
-      if (!fill(buffer.subarray(headerBytes), offsetBytes)) return false;
+      const buffer = takeReplyBuffer(headerBytes + lengthBytes);
+      if (!fill(buffer.subarray(headerBytes), offsetBytes)) {
+        giveReplyBuffer(buffer); // filled synchronously or not at all: nobody else holds it
+        return false;
+      }
       this.readData(buffer, structuredReplies, cookieHigh, cookieLow, offsetBytes);
       return true;
     }
@@ -146,15 +151,21 @@ export class ReplyWriter {
     this.write(region);
   }
 
-  private writeLarge(buffer: Buffer): void {
+  /** Writes `buffer` after everything batched; `written` runs once the socket no longer needs it. */
+  private writeLarge(buffer: Buffer, written?: (buffer: Buffer) => void): void {
     this.flush();
-    this.write(buffer);
+    this.write(buffer, written);
   }
 
-  private write(data: Buffer): void {
-    if (this.socket.destroyed || !this.socket.writable) return;
+  private write(data: Buffer, written?: (buffer: Buffer) => void): void {
+    if (this.socket.destroyed || !this.socket.writable) {
+      written?.(data);
+      return;
+    }
     this.beginTurn();
-    this.socket.write(data);
+    // The callback also runs (with an error) if the socket is destroyed first: the bytes are dropped.
+    if (written) this.socket.write(data, () => written(data));
+    else this.socket.write(data);
   }
 
   private beginTurn(): void {

@@ -25,6 +25,7 @@ import { ByteQueue, connectionClosedError } from './byte-queue.js';
 import { errnoFromError } from './errno.js';
 import * as P from './protocol.js';
 import { ReplyWriter, readReplyHeaderBytes } from './reply-writer.js';
+import { takeReplyBuffer } from './reply-buffers.js';
 import { validateRequest } from './request-validation.js';
 import { ExportConfig, NegotiatedSession, negotiate } from './server-handshake.js';
 
@@ -368,7 +369,8 @@ export class ServerConnection {
       return;
     }
     const headerBytes = readReplyHeaderBytes(structured);
-    const buffer = Buffer.allocUnsafe(headerBytes + lengthBytes);
+    // If the read fails the buffer is dropped, never reused: parts of the read may still be in flight.
+    const buffer = takeReplyBuffer(headerBytes + lengthBytes);
     await this.device.read(buffer.subarray(headerBytes), offsetBytes);
     this.replies.readData(buffer, structured, cookieHigh, cookieLow, offsetBytes);
   }
