@@ -72,9 +72,6 @@ export class RamStats {
   readHits = 0;
   /** Whole-block writes and partial writes to resident pages completed in RAM (writeback). */
   writeAbsorbs = 0;
-  /** Requests answered synchronously (readNow / writeNow). */
-  readsNow = 0;
-  writesNow = 0;
 }
 
 type IntentState = 'clear' | 'setting' | 'set';
@@ -226,7 +223,6 @@ export class CacheEngine implements BlockDevice {
     this.stats.bytesRead += length;
     this.stats.readHits += blocks;
     this.ramStats.readHits += blocks;
-    this.ramStats.readsNow++;
     this.readStreams.observe(offsetBytes, length, this.sequentialCutoffBytes);
     return true;
   }
@@ -255,7 +251,6 @@ export class CacheEngine implements BlockDevice {
       }
       if (page < 0 || !ram.isDirty(page)) newlyDirty++;
     }
-    const blocks = last - first + 1;
     if (ram.dirtyCount + newlyDirty > ram.dirtyMax) return false;
     if (this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes)) return false;
     const now = this.cleaner.clock();
@@ -267,13 +262,10 @@ export class CacheEngine implements BlockDevice {
       if (page < 0) return false; // every page dirty: write() redoes the whole request (same bytes)
       const start = Math.max(offsetBytes, block * blockBytes);
       const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
-      ram.copyIn(page, start - block * blockBytes, source, start - offsetBytes, end - start);
-      ram.markDirty(page, now);
+      this.absorb(ram, page, start - block * blockBytes, source, start - offsetBytes, end - start, now);
     }
     this.stats.writes++;
     this.stats.bytesWritten += length;
-    this.ramStats.writeAbsorbs += blocks;
-    this.ramStats.writesNow++;
     this.ramWriter.noteDirty();
     return true;
   }
@@ -680,9 +672,7 @@ export class CacheEngine implements BlockDevice {
       : inner === 0 && data.length === this.blockLength(originBlock) && ram.dirtyCount < ram.dirtyMax)) {
       if (page < 0) page = ram.allocate(originBlock);
       if (page >= 0) {
-        ram.copyIn(page, inner, data, 0, data.length);
-        ram.markDirty(page, this.cleaner.clock());
-        this.ramStats.writeAbsorbs++;
+        this.absorb(ram, page, inner, data, 0, data.length, this.cleaner.clock());
         this.ramWriter.noteDirty();
         return;
       }
@@ -690,8 +680,7 @@ export class CacheEngine implements BlockDevice {
     if (page >= 0 && ram.isDirty(page)) {
       // The page holds bytes newer than the tiers below: apply the write to it, push it whole.
       ram.copyIn(page, inner, data, 0, data.length);
-      await this.writeBelowRam(originBlock, 0, ram.view(page, this.blockLength(originBlock)), bypass);
-      ram.markClean(page);
+      await this.pushPage(ram, page, originBlock, bypass);
       return;
     }
     try {
@@ -712,13 +701,24 @@ export class CacheEngine implements BlockDevice {
     try {
       const ram = this.ram;
       const page = ram === null ? -1 : ram.lookup(originBlock);
-      if (page < 0 || !ram!.isDirty(page)) return;
-      await this.writeBelowRam(originBlock, 0, ram!.view(page, this.blockLength(originBlock)), false);
-      ram!.markClean(page);
+      if (page >= 0 && ram!.isDirty(page)) await this.pushPage(ram!, page, originBlock, false);
     } finally {
       this.locks.release(originBlock, true);
     }
     if (this.mode === 'writeback') this.cleaner.noteDirty(); // the SSD tier's dirty share grew
+  }
+
+  /** A write (or part of one) completes into `page`, which becomes dirty; the caller checked the dirty bound. */
+  private absorb(ram: RamTier, page: number, inner: number, source: Buffer, from: number, length: number, now: number): void {
+    ram.copyIn(page, inner, source, from, length);
+    ram.markDirty(page, now);
+    this.ramStats.writeAbsorbs++;
+  }
+
+  /** Writes a dirty page whole to the tiers below, then marks it clean (caller holds the block's exclusive lock). */
+  private async pushPage(ram: RamTier, page: number, originBlock: number, bypass: boolean): Promise<void> {
+    await this.writeBelowRam(originBlock, 0, ram.view(page, this.blockLength(originBlock)), bypass);
+    ram.markClean(page);
   }
 
   /** The SSD tier's write path (caller holds the block's exclusive lock). */

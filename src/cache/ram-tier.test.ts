@@ -41,6 +41,8 @@ test('RamTier: dirty pages leave oldest first; drop and markClean unlink them', 
   const tier = new RamTier(8, BLOCK, 8);
   for (const block of [5, 6, 7, 8]) tier.markDirty(tier.allocate(block), block * 10);
   assert.deepEqual(tier.oldestDirty(10), [5, 6, 7, 8]);
+  assert.equal(tier.oldestDirtyExcept(new Set([5, 6])), 7);
+  assert.equal(tier.oldestDirtyExcept(new Set([5, 6, 7, 8])), -1);
   assert.equal(tier.oldestDirtySince(), 50);
   tier.markDirty(tier.lookup(5), 999); // already dirty: keeps its place and its age
   assert.deepEqual(tier.oldestDirty(2), [5, 6]);
@@ -58,8 +60,6 @@ test('RamTier: residentIn finds resident blocks of a range by index or by walkin
   for (const block of [3, 100, 2 ** 40]) tier.allocate(block);
   assert.deepEqual(tier.residentIn(0, 4), [3]);
   assert.deepEqual(tier.residentIn(0, 2 ** 41).sort((a, b) => a - b), [3, 100, 2 ** 40]);
-  tier.dropAllClean();
-  assert.equal(tier.residentPages, 0);
 });
 
 test('RamTier: copyOutRun copies across consecutive pages from any inner offset', () => {

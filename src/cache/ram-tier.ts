@@ -87,9 +87,6 @@ export class RamTier {
     return (this.state[page]! & PAGE_DIRTY) !== 0;
   }
 
-  originBlockOf(page: number): number {
-    return this.originOf[page]!;
-  }
 
   /** Copies `length` bytes of a page, from `inner`, into target[at..]. Counts as a hit. */
   copyOut(page: number, inner: number, target: Buffer, at: number, length: number): void {
@@ -215,6 +212,15 @@ export class RamTier {
     return this.dirtyHead === NONE ? -1 : this.dirtySince[this.dirtyHead]!;
   }
 
+  /** The oldest dirty block not in `skip`, or -1 (walks past the skipped ones only). */
+  oldestDirtyExcept(skip: ReadonlySet<number>): number {
+    for (let page = this.dirtyHead; page !== NONE; page = this.dirtyNext[page]!) {
+      const block = this.originOf[page]!;
+      if (!skip.has(block)) return block;
+    }
+    return -1;
+  }
+
   /** Up to `max` dirty blocks, oldest first. */
   oldestDirty(max: number): number[] {
     const blocks: number[] = [];
@@ -222,13 +228,6 @@ export class RamTier {
       blocks.push(this.originOf[page]!);
     }
     return blocks;
-  }
-
-  /** Drops every clean page (the tier is being shrunk or turned off). Dirty pages must be pushed first. */
-  dropAllClean(): void {
-    for (let page = 0; page < this.pages; page++) {
-      if (this.state[page] === PAGE_VALID) this.drop(this.originOf[page]!);
-    }
   }
 
   private unlinkDirty(page: number): void {

@@ -83,8 +83,8 @@ export class RamWriter {
         this.arm(oldest + RAM_DIRTY_EXPIRE_MS);
         return;
       }
-      const block = ram.oldestDirty(this.pushing.size + 1).find((candidate) => !this.pushing.has(candidate));
-      if (block === undefined) return;
+      const block = ram.oldestDirtyExcept(this.pushing);
+      if (block < 0) return;
       this.start(block);
     }
   }
