@@ -96,6 +96,11 @@ export class FreqAgePolicy implements ReplacementPolicy {
   private generationMisses = 0;
   private frequencyWeight: number;
   private random = 0x9e3779b9;
+  // The current victim search's best candidates (see consider()).
+  private frequencyChoice = NO_BLOCK;
+  private frequencyScore = Infinity;
+  private recencyChoice = NO_BLOCK;
+  private recencyScore = Infinity;
   private readonly ownOrigins: Float64Array | null;
   private readonly originOf: (cacheBlock: number) => number;
   private readonly tuning: FreqAgeTuning;
@@ -160,36 +165,38 @@ export class FreqAgePolicy implements ReplacementPolicy {
     const scanAll = this.assoc <= this.tuning.samples;
     const draws = scanAll ? this.assoc : this.tuning.samples;
     const now = this.now(set);
-    let frequencyChoice = NO_BLOCK;
-    let frequencyScore = Infinity;
-    let recencyChoice = NO_BLOCK;
-    let recencyScore = Infinity;
-    const consider = (block: number): void => {
-      const count = this.counter(block);
-      if (count === 0 || !evictable(block)) return;
-      const logAge = Math.log(((now - this.stamps[block]!) & STAMP_MASK) + 1);
-      const byFrequency = LOG_COUNT[count]! - this.tuning.alphaFrequency * logAge;
-      const byRecency = LOG_COUNT[count]! - this.tuning.alphaRecency * logAge;
-      if (byFrequency < frequencyScore) {
-        frequencyScore = byFrequency;
-        frequencyChoice = block;
-      }
-      if (byRecency < recencyScore) {
-        recencyScore = byRecency;
-        recencyChoice = block;
-      }
-    };
-    for (let draw = 0; draw < draws; draw++) consider(first + (scanAll ? draw : this.nextRandom() % this.assoc));
+    this.frequencyChoice = NO_BLOCK;
+    this.frequencyScore = Infinity;
+    this.recencyChoice = NO_BLOCK;
+    this.recencyScore = Infinity;
+    for (let draw = 0; draw < draws; draw++) this.consider(first + (scanAll ? draw : this.nextRandom() % this.assoc), now, evictable);
     // Every sample busy (rare: a set full of dirty or locked blocks): look at the whole set.
-    if (frequencyChoice === NO_BLOCK && !scanAll) for (let slot = 0; slot < this.assoc; slot++) consider(first + slot);
-    if (frequencyChoice === NO_BLOCK) return NO_BLOCK;
+    if (this.frequencyChoice === NO_BLOCK && !scanAll) for (let slot = 0; slot < this.assoc; slot++) this.consider(first + slot, now, evictable);
+    if (this.frequencyChoice === NO_BLOCK) return NO_BLOCK;
     const useFrequency = this.frequencyWeight >= 0.5;
-    const chosen = useFrequency ? frequencyChoice : recencyChoice;
-    if (frequencyChoice !== recencyChoice) {
+    const chosen = useFrequency ? this.frequencyChoice : this.recencyChoice;
+    if (this.frequencyChoice !== this.recencyChoice) {
       const hash = this.ghostHash(this.originOf(chosen));
       this.ghost[hash & this.ghostMask] = ((hash >>> 24) << GHOST_FINGERPRINT_SHIFT) | (useFrequency ? 0 : GHOST_RECENCY) | this.generation;
     }
     return chosen;
+  }
+
+  /** Scores one sampled block for both experts (the best so far lives in fields: no closure per eviction). */
+  private consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
+    const count = this.counter(block);
+    if (count === 0 || !evictable(block)) return;
+    const logAge = Math.log(((now - this.stamps[block]!) & STAMP_MASK) + 1);
+    const byFrequency = LOG_COUNT[count]! - this.tuning.alphaFrequency * logAge;
+    const byRecency = LOG_COUNT[count]! - this.tuning.alphaRecency * logAge;
+    if (byFrequency < this.frequencyScore) {
+      this.frequencyScore = byFrequency;
+      this.frequencyChoice = block;
+    }
+    if (byRecency < this.recencyScore) {
+      this.recencyScore = byRecency;
+      this.recencyChoice = block;
+    }
   }
 
   insert(cacheBlock: number, originBlock: number): void {
