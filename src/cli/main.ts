@@ -46,6 +46,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS.find((candidate) => candidate.name === name);
   if (!command) return fail(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`, EXIT_USAGE);
+  // Every command's --help, in one place: it wins over any other argument.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.help}\n`);
+    return 0;
+  }
   try {
     return await command.run(rest);
   } catch (error) {

@@ -18,7 +18,6 @@ export const checkCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parseOptions(argv, { cache: { type: 'string' }, json: { type: 'boolean' }, data: { type: 'boolean' } });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     const cache = await openDevice(required<string>(values.cache, '--cache'));
     try {
       const report = await checkCache(cache.device, { verifyData: values.data });

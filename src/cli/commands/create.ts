@@ -45,7 +45,6 @@ export const createCommand: Command = {
       cache: { type: 'string' }, origin: { type: 'string' }, mode: { type: 'string' }, 'block-size': { type: 'string' },
       assoc: { type: 'string' }, policy: { type: 'string' }, force: { type: 'boolean' }, 'discard-dirty': { type: 'boolean' },
     });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     const cachePath = required<string>(values.cache, '--cache');
     const originPath = required<string>(values.origin, '--origin');
     const mode = parseMode(values.mode);

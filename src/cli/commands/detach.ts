@@ -22,7 +22,6 @@ export const detachCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parseOptions(argv, { cache: { type: 'string' }, origin: { type: 'string' }, force: { type: 'boolean' } });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     const cache = await openDevice(required<string>(values.cache, '--cache'));
     try {
       const { superblock } = await readSuperblock(cache.device);

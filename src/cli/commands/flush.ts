@@ -83,7 +83,6 @@ export const flushCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parseOptions(argv, { control: { type: 'string' } });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     const control = required<string>(values.control, '--control');
     const before = await fetchStatus(control);
     const started = performance.now();

@@ -170,7 +170,6 @@ export const serveCommand: Command = {
       control: { type: 'string' }, origin: { type: 'string' }, force: { type: 'boolean' }, set: { type: 'string', multiple: true },
       'ram-cache': { type: 'string' },
     });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     return serve({
       cache: required<string>(values.cache, '--cache'), origin: values.origin, socket: values.socket,
       listen: values.listen !== undefined ? parseListen(values.listen) : undefined, exportName: values.export,

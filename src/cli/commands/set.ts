@@ -39,7 +39,6 @@ export const setCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values, positionals } = parseOptions(argv, { control: { type: 'string' }, json: { type: 'boolean' } }, true);
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     const control = required<string>(values.control, '--control');
     for (const item of positionals) {
       if (!/^[a-z-]+=./.test(item)) throw new UsageError(`'${item}' is not KEY=VALUE`);

@@ -43,10 +43,6 @@ export const simCommand: Command = {
   help: HELP,
   async run(argv: string[]): Promise<number> {
     const { values } = parseOptions(argv, OPTIONS);
-    if (values.help === true) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const trace = required<string>(values.trace, '--trace');
     const blockBytes = parseBlockBytes(values['block-size']);
     const assocText: string | undefined = values.assoc;

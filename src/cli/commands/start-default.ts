@@ -49,7 +49,6 @@ export const startDefaultCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parseOptions(argv, { dir: { type: 'string' } });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     const directory = path.resolve(values.dir ?? DEFAULT_CONFIGURATION.directory);
     fs.mkdirSync(directory, { recursive: true });
     const originPath = path.join(directory, DEFAULT_CONFIGURATION.originFile);

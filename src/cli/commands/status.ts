@@ -87,7 +87,6 @@ export const statusCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parseOptions(argv, { control: { type: 'string' }, cache: { type: 'string' }, json: { type: 'boolean' }, watch: { type: 'boolean' } });
-    if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
     if ((values.control === undefined) === (values.cache === undefined)) throw new UsageError('give exactly one of --control PATH or --cache DEV');
     if (values.watch && values.control === undefined) throw new UsageError('--watch needs --control (a running server)');
     const show = (status: CacheStatus) => (values.json ? JSON.stringify(status) : formatStatus(status));
