@@ -611,14 +611,7 @@ export class CacheEngine implements BlockDevice {
   private async fill(slot: number, originBlock: number, use?: (block: Buffer) => void): Promise<void> {
     const block = this.pool.take();
     try {
-      const length = this.blockLength(originBlock);
-      try {
-        await this.originRead(block.subarray(0, length), originBlock * this.blockBytes);
-      } catch (error) {
-        this.abandon(slot);
-        throw error;
-      }
-      if (length < this.blockBytes) block.fill(0, length);
+      await this.readWholeBlock(slot, originBlock, block);
       use?.(block);
       this.keepInRam(originBlock, 0, block);
       try {
@@ -841,6 +834,7 @@ export class CacheEngine implements BlockDevice {
     else this.abandon(slot);
   }
 
+  /** Reads a whole block from the origin (zero-padded past the device end); abandons the reserved slot on failure. */
   private async readWholeBlock(slot: number, originBlock: number, block: Buffer): Promise<void> {
     const length = this.blockLength(originBlock);
     try {
