@@ -51,6 +51,12 @@ for (const { mode, ramCache, seed } of cases) {
       assert.ok(counters['ramReadHits']! > 0, 'reads were answered from RAM');
       if (mode === 'writeback') assert.ok(counters['ramWriteAbsorbs']! > 0, 'writes completed in RAM');
       else assert.equal(counters['ramWriteAbsorbs'], 0, 'no write completes in RAM outside writeback');
+      // The human status shows the tiers.
+      const human = (await blockcacheChecked(['status', '--control', served.control])).stdout;
+      assert.match(human, /^state\s+running/m);
+      assert.match(human, new RegExp(`^mode\\s+${mode}, policy `, 'm'));
+      assert.match(human, /^reads\s+\d+ requests; block hits \d+/m);
+      assert.match(human, /^ram\s+[\d.]+ [KMG]iB: \d+ blocks, \d+ dirty; \d+ block reads answered from RAM/m);
       // A clean restart: dirty RAM pages were pushed down and committed.
       await served.stop();
       served = await serveCache(cache, directory.path, ['--ram-cache', ramCache]);
