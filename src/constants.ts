@@ -83,6 +83,12 @@ export const RAM_CACHE_BYTES_DEFAULT = 64 * MiB;
 export const RAM_CACHE_BYTES_MAX = 64 * GiB;
 /** Share of RAM pages that may be dirty at once; writes beyond it go straight to the SSD tier. */
 export const RAM_DIRTY_PERCENT = 50;
+/**
+ * Pages lent to in-flight replies (zero-copy reads) at most, in percent of the
+ * tier. With RAM_DIRTY_PERCENT it leaves a page that is free or clean and not
+ * lent, so a write to a lent page can always move its block to another page.
+ */
+export const RAM_PINNED_PERCENT = 25;
 /** Dirty share above which the RAM writer pushes pages down at once (the kernel's dirty_background_ratio). */
 export const RAM_BACKGROUND_PERCENT = 25;
 /** A dirty RAM page older than this is pushed down even below the background mark (the kernel's dirty_expire is 30 s, ext4 commits every 5 s). */

@@ -16,7 +16,7 @@
 //  - before an origin write that could make a clean cached copy stale, the
 //    superblock says so (originWritesUncommitted), so recovery drops clean copies.
 // Concurrency: single-threaded; every await point holds the block's lock.
-import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags, checkRange } from '../devices/block-device.js';
+import { BlockDevice, DeviceCapabilities, Extent, PinnedRead, WriteFlags, ZeroFlags, checkRange } from '../devices/block-device.js';
 import { MetadataStore, recordFlags } from '../metadata/metadata-store.js';
 import { CacheMode, Superblock } from '../format/superblock.js';
 import { MetadataRecord, RECORD_DIRTY } from '../format/record.js';
@@ -72,6 +72,8 @@ export class RamStats {
   readHits = 0;
   /** Whole-block writes and partial writes to resident pages completed in RAM (writeback). */
   writeAbsorbs = 0;
+  /** Reads sent as views of RAM pages (zero-copy: the pages were lent to the reply). */
+  zeroCopyReads = 0;
 }
 
 type IntentState = 'clear' | 'setting' | 'set';
@@ -133,6 +135,8 @@ export class CacheEngine implements BlockDevice {
    * tier and the origin. See docs/ARCHITECTURE.md, "The RAM tier".
    */
   ram: RamTier | null = null;
+  /** readNow's scratch list of RAM page runs (first page, count), reused. */
+  private readonly ramRuns: number[] = [];
   readonly ramStats = new RamStats();
   readonly ramWriter: RamWriter;
   /** False while the tier is being resized or the engine closes: no write completes into RAM. */
@@ -204,27 +208,66 @@ export class CacheEngine implements BlockDevice {
       if (page < 0) return false;
       ram.copyOut(page, offsetBytes - first * blockBytes, target, 0, length);
     } else {
-      for (let block = first; block <= last; block++) if (ram.lookup(block) < 0) return false;
       // Blocks in consecutive pages (a sequential fill takes pages in order) are copied in one call.
-      let runBlock = first;
-      let runPage = ram.lookup(first);
-      for (let block = first + 1; block <= last + 1; block++) {
-        const page = block <= last ? ram.lookup(block) : -1;
-        if (page === runPage + (block - runBlock)) continue;
-        const start = Math.max(offsetBytes, runBlock * blockBytes);
-        const end = Math.min(offsetBytes + length, block * blockBytes);
-        ram.copyOutRun(runPage, block - runBlock, start - runBlock * blockBytes, target, start - offsetBytes, end - start);
-        runBlock = block;
-        runPage = page;
+      const runs = this.ramRuns;
+      runs.length = 0;
+      if (!ram.pageRuns(first, last, runs)) return false;
+      let block = first;
+      for (let i = 0; i < runs.length; i += 2) {
+        const pages = runs[i + 1]!;
+        const start = Math.max(offsetBytes, block * blockBytes);
+        const end = Math.min(offsetBytes + length, (block + pages) * blockBytes);
+        ram.copyOutRun(runs[i]!, pages, start - block * blockBytes, target, start - offsetBytes, end - start);
+        block += pages;
       }
     }
-    const blocks = last - first + 1;
+    this.countRamRead(offsetBytes, length, last - first + 1);
+    return true;
+  }
+
+  /**
+   * RAM tier zero-copy path: when every block the read touches is in RAM and
+   * enough pages may be lent, returns the data as views of the RAM pages (one
+   * per run of consecutive pages), lent until `release` (see RamTier: a write
+   * meanwhile moves the block, so the views keep the bytes read now).
+   */
+  readPinned(offsetBytes: number, lengthBytes: number): PinnedRead | null {
+    const ram = this.ram;
+    if (ram === null || lengthBytes === 0 || this.state === 'stopping' || this.state === 'stopped') return null;
+    if (!(offsetBytes >= 0 && offsetBytes + lengthBytes <= this.sizeBytes)) return null;
+    const blockBytes = this.blockBytes;
+    const first = Math.floor(offsetBytes / blockBytes);
+    const last = Math.floor((offsetBytes + lengthBytes - 1) / blockBytes);
+    const runs: number[] = [];
+    if (!ram.canLend(last - first + 1) || !ram.pageRuns(first, last, runs)) return null;
+    const views: Buffer[] = [];
+    let block = first;
+    for (let i = 0; i < runs.length; i += 2) {
+      const pages = runs[i + 1]!;
+      const start = Math.max(offsetBytes, block * blockBytes);
+      const end = Math.min(offsetBytes + lengthBytes, (block + pages) * blockBytes);
+      views.push(ram.lendRun(runs[i]!, pages, start - block * blockBytes, end - start));
+      block += pages;
+    }
+    this.countRamRead(offsetBytes, lengthBytes, last - first + 1);
+    this.ramStats.zeroCopyReads++;
+    let released = false;
+    return {
+      views,
+      release: () => {
+        assert(!released, 'a pinned read released twice');
+        released = true;
+        for (let i = 0; i < runs.length; i += 2) ram.giveBack(runs[i]!, runs[i + 1]!);
+      },
+    };
+  }
+
+  private countRamRead(offsetBytes: number, length: number, blocks: number): void {
     this.stats.reads++;
     this.stats.bytesRead += length;
     this.stats.readHits += blocks;
     this.ramStats.readHits += blocks;
     this.readStreams.observe(offsetBytes, length, this.sequentialCutoffBytes);
-    return true;
   }
 
   /**
@@ -255,13 +298,17 @@ export class CacheEngine implements BlockDevice {
     if (this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes)) return false;
     const now = this.cleaner.clock();
     for (let block = first; block <= last; block++) {
+      const start = Math.max(offsetBytes, block * blockBytes);
+      const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
       let page = ram.lookup(block);
+      // A page found above may have been taken since, as the victim of an earlier block's
+      // allocation or copy on write. Declining part-way is safe: write() redoes the whole
+      // request with the same bytes. A partly written fresh page would serve garbage.
+      if (page < 0 && (start > block * blockBytes || end < block * blockBytes + this.blockLength(block))) return false;
       if (page >= 0 || this.index.get(block) >= 0) this.stats.writeHits++;
       else this.stats.writeMisses++;
       if (page < 0) page = ram.allocate(block);
       if (page < 0) return false; // every page dirty: write() redoes the whole request (same bytes)
-      const start = Math.max(offsetBytes, block * blockBytes);
-      const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
       this.absorb(ram, page, start - block * blockBytes, source, start - offsetBytes, end - start, now);
     }
     this.stats.writes++;
@@ -672,7 +719,7 @@ export class CacheEngine implements BlockDevice {
     }
     if (page >= 0 && ram.isDirty(page)) {
       // The page holds bytes newer than the tiers below: apply the write to it, push it whole.
-      ram.copyIn(page, inner, data, 0, data.length);
+      page = ram.copyIn(page, inner, data, 0, data.length);
       await this.pushPage(ram, page, originBlock, bypass);
       return;
     }
@@ -703,8 +750,7 @@ export class CacheEngine implements BlockDevice {
 
   /** A write (or part of one) completes into `page`, which becomes dirty; the caller checked the dirty bound. */
   private absorb(ram: RamTier, page: number, inner: number, source: Buffer, from: number, length: number, now: number): void {
-    ram.copyIn(page, inner, source, from, length);
-    ram.markDirty(page, now);
+    ram.markDirty(ram.copyIn(page, inner, source, from, length), now);
     this.ramStats.writeAbsorbs++;
   }
 

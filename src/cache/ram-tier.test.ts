@@ -86,3 +86,75 @@ test('RamTier: anyDirtyIn sees dirty pages of a range, by index or by walking th
   assert.equal(tier.anyDirtyIn(8, 2 ** 40), false, 'the walk of the dirty list respects the range');
   assert.equal(tier.anyDirtyIn(8, 2 ** 41), true);
 });
+
+/** A tier of 8 pages holding blocks 30..33 in pages 0..3, each filled with its block number. */
+function lendingTier(): RamTier {
+  const tier = new RamTier(8, BLOCK, 4);
+  for (const block of [30, 31, 32, 33]) tier.copyIn(tier.allocate(block), 0, Buffer.alloc(BLOCK, block), 0, BLOCK);
+  return tier;
+}
+
+test('RamTier: pageRuns splits blocks into runs of consecutive pages, and fails on a missing block', () => {
+  const tier = lendingTier();
+  const runs: number[] = [];
+  assert.equal(tier.pageRuns(30, 33, runs), true);
+  assert.deepEqual(runs, [tier.lookup(30), 4]);
+  tier.drop(31);
+  tier.allocate(99); // takes block 31's old page
+  tier.copyIn(tier.allocate(31), 0, Buffer.alloc(BLOCK, 31), 0, BLOCK);
+  runs.length = 0;
+  assert.equal(tier.pageRuns(30, 33, runs), true);
+  assert.deepEqual(runs, [tier.lookup(30), 1, tier.lookup(31), 1, tier.lookup(32), 2]);
+  assert.equal(tier.pageRuns(30, 34, []), false);
+});
+
+test('RamTier: a write to a lent page moves the block; the lent bytes never change', () => {
+  const tier = lendingTier();
+  const lentPage = tier.lookup(31);
+  const view = tier.lendRun(lentPage, 2, 100, BLOCK);
+  const before = Buffer.from(view);
+  const moved = tier.copyIn(lentPage, 0, Buffer.alloc(10, 0xee), 0, 10);
+  assert.notEqual(moved, lentPage, 'copy on write');
+  assert.equal(tier.lookup(31), moved);
+  assert.ok(view.equals(before), 'the reply in flight still sends the bytes read');
+  const now = page(tier, 31);
+  assert.ok(now.subarray(0, 10).equals(Buffer.alloc(10, 0xee)) && now.subarray(10).equals(Buffer.alloc(BLOCK - 10, 31)), 'the moved page kept the rest of the block');
+  // An unlent page is written in place.
+  assert.equal(tier.copyIn(tier.lookup(30), 0, Buffer.alloc(1, 1), 0, 1), tier.lookup(30));
+  // The orphan is not free until its loan ends: fill the tier, the lent page is never handed out.
+  const taken = new Set<number>();
+  for (let block = 40; block < 44; block++) taken.add(tier.allocate(block));
+  assert.ok(!taken.has(lentPage), 'a lent orphan page is not reused');
+  tier.giveBack(lentPage, 2);
+  assert.equal(tier.lentCount, 0);
+  assert.equal(tier.lookup(32), lentPage + 1, 'block 32 (lent, never written) stayed in place');
+});
+
+test('RamTier: a moved dirty page keeps its age and its place in the dirty FIFO', () => {
+  const tier = lendingTier();
+  for (const block of [30, 31, 32]) tier.markDirty(tier.lookup(block), block);
+  const lent = tier.lookup(31);
+  tier.lendRun(lent, 1, 0, BLOCK);
+  const moved = tier.copyIn(lent, 0, Buffer.alloc(1, 9), 0, 1);
+  assert.ok(tier.isDirty(moved) && !tier.isDirty(lent));
+  assert.deepEqual(tier.oldestDirty(10), [30, 31, 32]);
+  assert.equal(tier.dirtyCount, 3);
+  tier.markClean(tier.lookup(30));
+  assert.equal(tier.oldestDirtySince(), 31, 'the moved page kept the time it became dirty');
+});
+
+test('RamTier: a dropped lent page is freed only when its last loan ends; victims skip lent pages', () => {
+  const tier = new RamTier(4, BLOCK, 2);
+  for (const block of [1, 2, 3, 4]) tier.allocate(block);
+  const lent = tier.lookup(1);
+  assert.equal(tier.canLend(1), true);
+  tier.lendRun(lent, 1, 0, BLOCK);
+  assert.equal(tier.canLend(1), false, '25% of 4 pages: one may be lent');
+  for (let block = 10; block < 13; block++) assert.notEqual(tier.allocate(block), lent, 'a lent page is never a victim');
+  assert.equal(tier.lookup(1), lent);
+  tier.drop(1);
+  assert.equal(tier.residentPages, 4, 'the orphan is not free yet');
+  tier.giveBack(lent, 1);
+  assert.equal(tier.residentPages, 3);
+  assert.equal(tier.allocate(20), lent, 'freed when the loan ended');
+});

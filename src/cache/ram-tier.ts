@@ -12,7 +12,16 @@
 // changes the block (writes) and drops it when the block's content changes
 // elsewhere (trim, zeroing, failed writes). A dirty page is newer than both
 // lower tiers and is never evicted; only clean pages are victims.
+//
+// Lending (zero-copy reads): a page may be lent to replies in flight, which
+// send views of the arena. A lent page's bytes never change and it is never
+// reused until every loan is returned: a write to its block moves the block
+// to another page first (copy on write), and a dropped lent page waits, out of
+// the index (ORPHAN), for its loans before it is free. At most
+// RAM_PINNED_PERCENT of the pages are lent, so with at most RAM_DIRTY_PERCENT
+// dirty a page that is free or clean and not lent always exists for the move.
 // Concurrency: single-threaded; the engine calls it synchronously.
+import { RAM_PINNED_PERCENT } from '../constants.js';
 import { assert } from '../stdx/assert.js';
 import { NO_BLOCK, ReplacementPolicy } from '../policies/policy.js';
 import { createPolicy } from '../policies/registry.js';
@@ -20,6 +29,10 @@ import { BlockIndex } from './block-index.js';
 
 const PAGE_VALID = 1;
 const PAGE_DIRTY = 2;
+/** Out of the index (dropped or moved) while lent: free once its loans are returned. */
+const PAGE_ORPHAN = 4;
+/** Loans of one page at once at most (its Uint16 counter). */
+const PAGE_LOANS_MAX = 0xffff;
 const NONE = -1;
 
 /** The RAM tier's replacement policy: CLOCK costs one bit per hit on the hot path. */
@@ -44,7 +57,13 @@ export class RamTier {
   private dirtyHead = NONE;
   private dirtyTail = NONE;
   private dirtyPages = 0;
-  private readonly cleanCheck = (page: number): boolean => (this.state[page]! & PAGE_DIRTY) === 0;
+  /** Loans per page (replies in flight that send the page's bytes). */
+  private readonly loans: Uint16Array;
+  private lentPages = 0;
+  /** Blocks moved off a lent page by a write (copy on write), since the tier was made. */
+  moves = 0;
+  private readonly lentMax: number;
+  private readonly victimCheck = (page: number): boolean => (this.state[page]! & PAGE_DIRTY) === 0 && this.loans[page] === 0;
 
   constructor(pages: number, blockBytes: number, dirtyMax: number) {
     assert(Number.isSafeInteger(pages) && pages > 0, 'a RAM tier needs at least one page');
@@ -62,6 +81,8 @@ export class RamTier {
     this.dirtyPrev = new Int32Array(pages).fill(NONE);
     this.dirtyNext = new Int32Array(pages).fill(NONE);
     this.dirtySince = new Float64Array(pages);
+    this.loans = new Uint16Array(pages);
+    this.lentMax = Math.floor((pages * RAM_PINNED_PERCENT) / 100);
   }
 
   get residentPages(): number {
@@ -72,10 +93,16 @@ export class RamTier {
     return this.dirtyPages;
   }
 
+  /** Pages lent to replies in flight (orphans included). */
+  get lentCount(): number {
+    return this.lentPages;
+  }
+
   /** Bytes held: the arena plus the bookkeeping. */
   get memoryBytes(): number {
     return this.arena.byteLength + this.originOf.byteLength + this.state.byteLength + this.index.memoryBytes +
-      this.policy.memoryBytes + this.freeStack.byteLength + this.dirtyPrev.byteLength * 2 + this.dirtySince.byteLength;
+      this.policy.memoryBytes + this.freeStack.byteLength + this.dirtyPrev.byteLength * 2 + this.dirtySince.byteLength +
+      this.loans.byteLength;
   }
 
   /** The page holding `originBlock`, or -1. */
@@ -106,9 +133,75 @@ export class RamTier {
     for (let page = firstPage; page < firstPage + pages; page++) this.policy.hit(page);
   }
 
-  /** Copies source[from..from+length] into the page at `inner`. */
-  copyIn(page: number, inner: number, source: Buffer, from: number, length: number): void {
-    source.copy(this.arena, page * this.blockBytes + inner, from, from + length);
+  /**
+   * Appends (first page, page count) for each run of consecutive pages holding
+   * blocks first..last, in block order, to `runs`. False (runs unspecified) if
+   * one of the blocks is not resident.
+   */
+  pageRuns(first: number, last: number, runs: number[]): boolean {
+    let runPage = this.index.get(first);
+    if (runPage < 0) return false;
+    let runLength = 1;
+    for (let block = first + 1; block <= last; block++) {
+      const page = this.index.get(block);
+      if (page < 0) return false;
+      if (page === runPage + runLength) {
+        runLength++;
+        continue;
+      }
+      runs.push(runPage, runLength);
+      runPage = page;
+      runLength = 1;
+    }
+    runs.push(runPage, runLength);
+    return true;
+  }
+
+  /** True if `pages` more pages may be lent now (a page lent twice counts twice: conservative). */
+  canLend(pages: number): boolean {
+    return this.lentPages + pages <= this.lentMax;
+  }
+
+  /**
+   * Lends `length` bytes from `pages` consecutive resident pages starting at
+   * `firstPage` (from `inner` in the first) as one view of the arena; the pages
+   * stay unchanged until giveBack(firstPage, pages). Counts as a hit on each.
+   * The caller checked canLend.
+   */
+  lendRun(firstPage: number, pages: number, inner: number, length: number): Buffer {
+    assert(firstPage >= 0 && firstPage + pages <= this.pages && inner + length <= pages * this.blockBytes);
+    for (let page = firstPage; page < firstPage + pages; page++) {
+      assert((this.state[page]! & PAGE_VALID) !== 0 && this.loans[page]! < PAGE_LOANS_MAX, 'lending a page that is not resident');
+      if (this.loans[page]!++ === 0) this.lentPages++;
+      this.policy.hit(page);
+    }
+    assert(this.lentPages <= this.lentMax, 'more pages lent than RAM_PINNED_PERCENT allows');
+    const start = firstPage * this.blockBytes + inner;
+    return this.arena.subarray(start, start + length);
+  }
+
+  /** Ends one loan of each of the pages lendRun lent; an orphan whose last loan ends is free. */
+  giveBack(firstPage: number, pages: number): void {
+    for (let page = firstPage; page < firstPage + pages; page++) {
+      assert(this.loans[page]! > 0, 'giving back a page that is not lent');
+      if (--this.loans[page]! !== 0) continue;
+      this.lentPages--;
+      if (this.state[page] === PAGE_ORPHAN) {
+        this.state[page] = 0;
+        this.freeStack[this.freeCount++] = page;
+      }
+    }
+  }
+
+  /**
+   * Copies source[from..from+length] into the block's page at `inner` and
+   * returns the page now holding the block: the same page, or a fresh copy of
+   * it when the page is lent (copy on write). Callers use the returned page.
+   */
+  copyIn(page: number, inner: number, source: Buffer, from: number, length: number): number {
+    const target = this.loans[page] === 0 ? page : this.move(page);
+    source.copy(this.arena, target * this.blockBytes + inner, from, from + length);
+    return target;
   }
 
   /** The page's bytes as a view (for device I/O straight from the arena). */
@@ -126,7 +219,7 @@ export class RamTier {
     let page: number;
     if (this.freeCount > 0) page = this.freeStack[--this.freeCount]!;
     else {
-      const victim = this.policy.victim(0, originBlock, this.cleanCheck);
+      const victim = this.policy.victim(0, originBlock, this.victimCheck);
       if (victim === NO_BLOCK) return -1;
       page = victim;
       this.index.delete(this.originOf[page]!);
@@ -155,6 +248,10 @@ export class RamTier {
     if (this.isDirty(page)) this.unlinkDirty(page);
     this.index.delete(originBlock);
     this.policy.remove(page, false);
+    if (this.loans[page] !== 0) {
+      this.state[page] = PAGE_ORPHAN; // its bytes are still being sent: free when the loans end
+      return;
+    }
     this.state[page] = 0;
     this.freeStack[this.freeCount++] = page;
   }
@@ -228,6 +325,38 @@ export class RamTier {
       blocks.push(this.originOf[page]!);
     }
     return blocks;
+  }
+
+  /**
+   * Moves a lent page's block to another page (same bytes, same dirty state and
+   * place in the dirty FIFO); the lent page becomes an orphan. Returns the new page.
+   */
+  private move(page: number): number {
+    const block = this.originOf[page]!;
+    const dirty = this.isDirty(page);
+    this.index.delete(block);
+    this.policy.remove(page, false);
+    this.state[page] = PAGE_ORPHAN | (dirty ? PAGE_DIRTY : 0); // never a victim while allocate looks
+    const fresh = this.allocate(block);
+    assert(fresh >= 0, 'no page to move a lent block to: more dirty or lent pages than the bounds allow');
+    this.moves++;
+    this.arena.copy(this.arena, fresh * this.blockBytes, page * this.blockBytes, (page + 1) * this.blockBytes);
+    if (dirty) {
+      const prev = this.dirtyPrev[page]!;
+      const next = this.dirtyNext[page]!;
+      this.dirtyPrev[fresh] = prev;
+      this.dirtyNext[fresh] = next;
+      if (prev !== NONE) this.dirtyNext[prev] = fresh;
+      else this.dirtyHead = fresh;
+      if (next !== NONE) this.dirtyPrev[next] = fresh;
+      else this.dirtyTail = fresh;
+      this.dirtyPrev[page] = NONE;
+      this.dirtyNext[page] = NONE;
+      this.dirtySince[fresh] = this.dirtySince[page]!;
+      this.state[fresh]! |= PAGE_DIRTY;
+    }
+    this.state[page] = PAGE_ORPHAN;
+    return fresh;
   }
 
   private unlinkDirty(page: number): void {

@@ -208,6 +208,7 @@ export class CacheMetrics {
       [{ tier: 'ram' }, e.ramStats.readHits], [{ tier: 'ssd' }, e.stats.readHits - e.ramStats.readHits],
     ]);
     counter('blockcache_ram_write_absorbs_total', 'Block writes completed in the RAM tier (writeback)', [], (e) => [[{}, e.ramStats.writeAbsorbs]]);
+    counter('blockcache_ram_zero_copy_reads_total', 'Read requests sent straight from RAM pages, without a copy', [], (e) => [[{}, e.ramStats.zeroCopyReads]]);
     counter('blockcache_ram_pushes_total', 'Dirty RAM pages pushed down to the SSD tier', [], (e) => [[{}, e.ramWriter.pushed]]);
     gauge('blockcache_ram_bytes', 'Size of the RAM tier (0 = off)', [], (e) => [[{}, e.ramBytes]]);
     gauge('blockcache_ram_resident_bytes', 'Bytes of blocks held in the RAM tier', [], (e) => [[{}, (e.ram?.residentPages ?? 0) * e.blockBytes]]);

@@ -86,6 +86,7 @@ function ramStatus(engine: CacheEngine): Record<string, number> {
     ramDirtyBlocks: ram === null ? 0 : ram.dirtyCount,
     ramReadHits: engine.ramStats.readHits,
     ramWriteAbsorbs: engine.ramStats.writeAbsorbs,
+    ramZeroCopyReads: engine.ramStats.zeroCopyReads,
     ramPushes: engine.ramWriter.pushed,
   };
 }

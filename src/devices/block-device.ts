@@ -38,6 +38,12 @@ export interface Extent {
   flags: number;
 }
 
+/** Data lent by readPinned: `views` in order, unchanged until `release()` (call it exactly once). */
+export interface PinnedRead {
+  readonly views: readonly Buffer[];
+  release(): void;
+}
+
 export interface BlockDevice {
   /** A short human-readable name: a path or a URI. */
   readonly name: string;
@@ -50,6 +56,12 @@ export interface BlockDevice {
    * false: nothing was done, call read(). Optional (the RAM tier's fast path).
    */
   readNow?(target: Buffer, offsetBytes: number): boolean;
+  /**
+   * Zero-copy read: the data as views of memory the device keeps unchanged
+   * until `release` is called (once the bytes are sent). null: nothing was
+   * done, call readNow() or read(). Optional (the RAM tier's large-read path).
+   */
+  readPinned?(offsetBytes: number, lengthBytes: number): PinnedRead | null;
   /**
    * Completes the write at once into memory if it can (true: done, durable like
    * any completed write after the next flush); false: nothing was done, call write().

@@ -9,7 +9,7 @@
 // lookup, no allocation there), and the caller gets the inner device's own
 // promise back. Operations are small integers (DeviceOp) so the observer
 // finds its slot by index.
-import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
+import { BlockDevice, DeviceCapabilities, Extent, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 
 /** Operation names, in DeviceOp index order (the `op` label of the latency histograms). */
 export const DEVICE_OPERATIONS = ['read', 'write', 'flush', 'trim', 'zero', 'cache', 'block_status'] as const;
@@ -37,6 +37,7 @@ export class TimedDevice implements BlockDevice {
   readonly sizeBytes: number;
   readonly capabilities: DeviceCapabilities;
   readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
+  readonly readPinned?: (offsetBytes: number, lengthBytes: number) => PinnedRead | null;
   readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
   readonly cache?: (offsetBytes: number, lengthBytes: number) => Promise<void>;
   readonly blockStatus?: (offsetBytes: number, lengthBytes: number) => Promise<Extent[]>;
@@ -46,8 +47,8 @@ export class TimedDevice implements BlockDevice {
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
     // Optional operations: one closure per device (not per call), only if the
-    // inner device has the operation. readNow/writeNow are recorded only when
-    // they did the work (false: the caller goes on to read()/write(), recorded
+    // inner device has the operation. readNow/readPinned/writeNow are recorded only when
+    // they did the work (false or null: the caller goes on to read()/write(), recorded
     // there); a throw passes through unrecorded, like a synchronous throw from
     // read().
     if (inner.readNow) {
@@ -56,6 +57,14 @@ export class TimedDevice implements BlockDevice {
         if (!inner.readNow!(target, offsetBytes)) return false;
         observer.record(READ, (now() - start) / 1000);
         return true;
+      };
+    }
+    if (inner.readPinned) {
+      this.readPinned = (offsetBytes, lengthBytes) => {
+        const start = now();
+        const pinned = inner.readPinned!(offsetBytes, lengthBytes);
+        if (pinned !== null) observer.record(READ, (now() - start) / 1000);
+        return pinned;
       };
     }
     if (inner.writeNow) {

@@ -24,8 +24,8 @@ import { giveReplyBuffer, REPLY_BUFFER_BYTES_MIN, takeReplyBuffer } from './repl
 
 /** Slab for small replies and synchronous READ replies: 60 replies of 4 KiB, or 16,000 simple replies. */
 const SLAB_BYTES = 256 * KiB;
-/** Synchronous READ replies up to this size are built in the slab (no allocation per reply). */
-const SLAB_READ_BYTES_MAX = 64 * KiB;
+/** Synchronous READ replies up to this size are built in the slab (no allocation per reply); larger ones may be lent views. */
+export const SLAB_READ_BYTES_MAX = 64 * KiB;
 /** The largest small reply we append: an ERROR chunk with no message. */
 const SMALL_REPLY_BYTES_MAX = P.NBD_STRUCTURED_REPLY_HEADER_BYTES + 6;
 
@@ -82,10 +82,7 @@ export class ReplyWriter {
       writeChunkHeader(buffer, 0, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_OFFSET_DATA, cookieHigh, cookieLow, payloadBytes);
       writeUInt64(buffer, P.NBD_STRUCTURED_REPLY_HEADER_BYTES, offsetBytes);
     } else {
-      buffer.writeUInt32BE(P.NBD_SIMPLE_REPLY_MAGIC, 0);
-      buffer.writeUInt32BE(0, 4);
-      buffer.writeUInt32BE(cookieHigh, 8);
-      buffer.writeUInt32BE(cookieLow, 12);
+      writeSimpleHeader(buffer, 0, cookieHigh, cookieLow);
     }
     // Large reply buffers go back to the pool once the socket has written them.
     this.writeLarge(buffer, buffer.length >= REPLY_BUFFER_BYTES_MIN ? giveReplyBuffer : undefined);
@@ -119,12 +116,29 @@ export class ReplyWriter {
       writeChunkHeader(slab, at, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_OFFSET_DATA, cookieHigh, cookieLow, lengthBytes + 8);
       writeUInt64(slab, at + P.NBD_STRUCTURED_REPLY_HEADER_BYTES, offsetBytes);
     } else {
-      slab.writeUInt32BE(P.NBD_SIMPLE_REPLY_MAGIC, at);
-      slab.writeUInt32BE(0, at + 4);
-      slab.writeUInt32BE(cookieHigh, at + 8);
-      slab.writeUInt32BE(cookieLow, at + 12);
+      writeSimpleHeader(slab, at, cookieHigh, cookieLow);
     }
     return true;
+  }
+
+  /**
+   * A READ answered with lent views (zero-copy): the header goes in the slab,
+   * the views follow it on the socket as they are, and `release` runs once the
+   * socket has taken the last of them (or at once if the socket is gone).
+   */
+  readViews(structuredReplies: boolean, cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number,
+    views: readonly Buffer[], release: () => void): void {
+    const at = this.reserve(readReplyHeaderBytes(structuredReplies));
+    const slab = this.slab;
+    if (structuredReplies) {
+      writeChunkHeader(slab, at, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_OFFSET_DATA, cookieHigh, cookieLow, lengthBytes + 8);
+      writeUInt64(slab, at + P.NBD_STRUCTURED_REPLY_HEADER_BYTES, offsetBytes);
+    } else writeSimpleHeader(slab, at, cookieHigh, cookieLow);
+    this.flush();
+    const lastView = views.length - 1;
+    for (let i = 0; i < lastView; i++) this.write(views[i]!);
+    // Writes complete in order: when the last view is taken, all of them are.
+    this.write(views[lastView]!, release);
   }
 
   /** One BLOCK_STATUS chunk (DONE) for one context. `count` extents from `extents`. */
@@ -187,6 +201,14 @@ export class ReplyWriter {
     this.beginTurn();
     return at;
   }
+}
+
+/** A simple reply header with errno 0 (a successful READ's data follows it). */
+function writeSimpleHeader(buffer: Buffer, at: number, cookieHigh: number, cookieLow: number): void {
+  buffer.writeUInt32BE(P.NBD_SIMPLE_REPLY_MAGIC, at);
+  buffer.writeUInt32BE(0, at + 4);
+  buffer.writeUInt32BE(cookieHigh, at + 8);
+  buffer.writeUInt32BE(cookieLow, at + 12);
 }
 
 function writeChunkHeader(

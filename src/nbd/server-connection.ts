@@ -19,12 +19,12 @@
 // ESHUTDOWN; `close()` is called by the server once in-flight requests finished.
 import type { Socket } from 'node:net';
 import { NBD_EXTENTS_MAX, NBD_INFLIGHT_BYTES_MAX, NBD_INFLIGHT_REQUESTS_MAX } from '../constants.js';
-import { BlockDevice, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
+import { BlockDevice, Extent, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import { isBlockcacheError } from '../stdx/errors.js';
 import { ByteQueue, connectionClosedError } from './byte-queue.js';
 import { errnoFromError } from './errno.js';
 import * as P from './protocol.js';
-import { ReplyWriter, readReplyHeaderBytes } from './reply-writer.js';
+import { ReplyWriter, SLAB_READ_BYTES_MAX, readReplyHeaderBytes } from './reply-writer.js';
 import { takeReplyBuffer } from './reply-buffers.js';
 import { validateRequest } from './request-validation.js';
 import { ExportConfig, NegotiatedSession, negotiate } from './server-handshake.js';
@@ -68,6 +68,7 @@ export class ServerConnection {
   private pendingCookieLow = 0;
   private pendingOffsetBytes = 0;
   private readonly deviceReadNow: ((target: Buffer, offsetBytes: number) => boolean) | null;
+  private readonly deviceReadPinned: ((offsetBytes: number, lengthBytes: number) => PinnedRead | null) | null;
   /**
    * WRITE payloads up to its size are received here when the device can complete
    * writes synchronously (writeNow copies the data): no allocation per write. A
@@ -84,6 +85,7 @@ export class ServerConnection {
   ) {
     this.replies = new ReplyWriter(socket);
     this.deviceReadNow = device.readNow !== undefined ? device.readNow.bind(device) : null;
+    this.deviceReadPinned = device.readPinned !== undefined ? device.readPinned.bind(device) : null;
     this.payloadScratch = device.writeNow !== undefined ? Buffer.allocUnsafe(PAYLOAD_SCRATCH_BYTES) : null;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -355,10 +357,21 @@ export class ServerConnection {
     }
   }
 
-  /** The device's synchronous read path (a RAM tier hit): replies at once; false if it declined. */
+  /**
+   * The device's synchronous read paths (a RAM tier hit): replies at once; false
+   * if it declined. Reads too large for the slab are sent as lent views (no copy).
+   */
   private readNow(cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number): boolean {
+    const structured = this.session!.structuredReplies;
+    if (lengthBytes > SLAB_READ_BYTES_MAX && this.deviceReadPinned !== null) {
+      const pinned = this.deviceReadPinned(offsetBytes, lengthBytes);
+      if (pinned !== null) {
+        this.replies.readViews(structured, cookieHigh, cookieLow, offsetBytes, lengthBytes, pinned.views, pinned.release);
+        return true;
+      }
+    }
     if (this.deviceReadNow === null) return false;
-    return this.replies.readNow(this.session!.structuredReplies, cookieHigh, cookieLow, offsetBytes, lengthBytes, this.deviceReadNow);
+    return this.replies.readNow(structured, cookieHigh, cookieLow, offsetBytes, lengthBytes, this.deviceReadNow);
   }
 
   private async executeRead(cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number): Promise<void> {

@@ -106,7 +106,8 @@ def reader(uri, state, blocks, deadline, seed):
     h = connect(uri)
     while time.time() < deadline and len(state.violations) < 10:
         block = rng.randrange(blocks)
-        run = min(1 + rng.randrange(8), blocks - block)
+        # A quarter of the reads are over 64 KiB: a RAM tier sends those as lent pages (zero-copy).
+        run = min(1 + rng.randrange(8) if rng.random() < 0.75 else 17 + rng.randrange(48), blocks - block)
         with state.lock:
             floors = [len(state.history[b]) - 1 for b in range(block, block + run)]
         data = h.pread(run * BLOCK, block * BLOCK)
