@@ -20,7 +20,7 @@ import { BlockDevice, DeviceCapabilities, Extent, PinnedRead, WriteFlags, ZeroFl
 import { MetadataStore, recordFlags } from '../metadata/metadata-store.js';
 import { CacheMode, Superblock } from '../format/superblock.js';
 import { MetadataRecord, RECORD_DIRTY } from '../format/record.js';
-import { NO_BLOCK, ReplacementPolicy } from '../policies/policy.js';
+import { AccessContext, NO_BLOCK, READ_ACCESS, ReplacementPolicy, WRITE_ACCESS } from '../policies/policy.js';
 import { BlockcacheError } from '../stdx/errors.js';
 import { assert } from '../stdx/assert.js';
 import { crc32c } from '../stdx/checksum.js';
@@ -619,7 +619,7 @@ export class CacheEngine implements BlockDevice {
    */
   private async readHit(slot: number, originBlock: number, inner: number, target: Buffer, exclusive: boolean): Promise<void> {
     this.stats.readHits++;
-    this.policy.hit(slot);
+    this.policy.hit(slot, READ_ACCESS);
     const dirty = this.table.has(slot, DIRTY);
     if (this.state === 'degraded' && !dirty) {
       this.stats.degradedReads++;
@@ -667,7 +667,7 @@ export class CacheEngine implements BlockDevice {
         this.abandon(slot); // the request is served from the origin data already read
         return;
       }
-      this.complete(slot, false, crc32c(block));
+      this.complete(slot, false, crc32c(block), READ_ACCESS);
     } finally {
       this.pool.give(block);
     }
@@ -795,7 +795,7 @@ export class CacheEngine implements BlockDevice {
 
   private async writebackHit(slot: number, inner: number, data: Buffer): Promise<void> {
     assert(this.table.has(slot, VALID));
-    this.policy.hit(slot);
+    this.policy.hit(slot, WRITE_ACCESS);
     await this.cacheWrite(data, this.slotOffset(slot) + inner);
     this.table.state[slot]! &= ~HAS_CRC;
     if (!this.table.has(slot, DIRTY)) this.table.setDirty(slot, true);
@@ -811,7 +811,7 @@ export class CacheEngine implements BlockDevice {
     }
     if (data.length === this.blockBytes) {
       await this.cacheWriteOrAbandon(slot, data);
-      this.complete(slot, true, 0);
+      this.complete(slot, true, 0, WRITE_ACCESS);
       return;
     }
     // A partial block: pad from the origin (dm-cache's do_fetch) so the slot holds a whole block.
@@ -820,7 +820,7 @@ export class CacheEngine implements BlockDevice {
       await this.readWholeBlock(slot, originBlock, block);
       data.copy(block, inner);
       await this.cacheWriteOrAbandon(slot, block);
-      this.complete(slot, true, 0);
+      this.complete(slot, true, 0, WRITE_ACCESS);
     } finally {
       this.pool.give(block);
     }
@@ -828,7 +828,7 @@ export class CacheEngine implements BlockDevice {
 
   private async writethroughHit(slot: number, originBlock: number, inner: number, data: Buffer): Promise<void> {
     assert(this.table.has(slot, VALID) && !this.table.has(slot, DIRTY));
-    this.policy.hit(slot);
+    this.policy.hit(slot, WRITE_ACCESS);
     const block = this.pool.take();
     try {
       if (data.length === this.blockBytes) data.copy(block);
@@ -876,7 +876,7 @@ export class CacheEngine implements BlockDevice {
       this.abandon(slot);
       throw error;
     }
-    if (await cacheDone) this.complete(slot, false, crc32c(data));
+    if (await cacheDone) this.complete(slot, false, crc32c(data), WRITE_ACCESS);
     else this.abandon(slot);
   }
 
@@ -941,7 +941,7 @@ export class CacheEngine implements BlockDevice {
   }
 
   /** A reserved slot's data is written: it becomes valid (dirty in writeback). */
-  private complete(slot: number, dirty: boolean, crc: number): void {
+  private complete(slot: number, dirty: boolean, crc: number, context: AccessContext): void {
     assert(this.table.has(slot, RESERVED));
     this.table.state[slot]! = (this.table.state[slot]! & ~RESERVED) | VALID;
     if (dirty) this.table.setDirty(slot, true);
@@ -951,7 +951,7 @@ export class CacheEngine implements BlockDevice {
     }
     this.table.validCount++;
     this.table.markPending(slot);
-    this.policy.insert(slot, this.table.originOf[slot]!);
+    this.policy.insert(slot, this.table.originOf[slot]!, context);
     if (this.table.pendingRecords >= PENDING_RECORDS_MAX) void this.commit().catch(() => {});
   }
 

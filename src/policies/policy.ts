@@ -22,10 +22,22 @@ export interface PolicyGeometry {
   readonly assoc: number;
 }
 
+/**
+ * What the engine knows about the request behind an access (optional: policies
+ * that ignore it behave the same with or without it). Callers pass shared
+ * constant objects (READ_ACCESS, WRITE_ACCESS): no allocation per access.
+ */
+export interface AccessContext {
+  readonly isWrite: boolean;
+}
+
+export const READ_ACCESS: AccessContext = Object.freeze({ isWrite: false });
+export const WRITE_ACCESS: AccessContext = Object.freeze({ isWrite: true });
+
 export interface ReplacementPolicy {
   readonly name: string;
   /** A client access hit the resident block. */
-  hit(cacheBlock: number): void;
+  hit(cacheBlock: number, context?: AccessContext): void;
   /**
    * A miss on `originBlock` that maps to `set`: should it be cached at all?
    * (Admission filters and S3-FIFO's tiny-queue rule say no sometimes.)
@@ -39,8 +51,11 @@ export interface ReplacementPolicy {
    * (CLOCK's hand, S3-FIFO reinsertion); residency changes are not.
    */
   victim(set: number, originBlock: number, evictable: (cacheBlock: number) => boolean): number;
-  /** `originBlock` now lives in the (previously free) `cacheBlock`. */
-  insert(cacheBlock: number, originBlock: number): void;
+  /**
+   * `originBlock` now lives in the (previously free) `cacheBlock`. `context` is the
+   * access that brought it in; absent when a policy is rebuilt from a warm cache.
+   */
+  insert(cacheBlock: number, originBlock: number, context?: AccessContext): void;
   /** `cacheBlock` was emptied: `evicted` = true for replacement, false for invalidation (trim, write-around). */
   remove(cacheBlock: number, evicted: boolean): void;
   /** Bytes of memory held by the policy's state (reported per cache block by benchmarks). */

@@ -5,6 +5,7 @@ import { ArcPolicy } from './arc.js';
 import { ClockPolicy } from './clock.js';
 import { FifoPolicy } from './fifo.js';
 import { FreqAgePolicy } from './freqage.js';
+import { FreqCtxPolicy } from './freqctx.js';
 import { LruPolicy } from './lru.js';
 import { PolicyFactory, PolicyGeometry, ReplacementPolicy } from './policy.js';
 import { S3FifoPolicy } from './s3fifo.js';
@@ -14,6 +15,7 @@ import { assert } from '../stdx/assert.js';
 import { BlockcacheError } from '../stdx/errors.js';
 
 const FACTORIES: Readonly<Record<string, PolicyFactory>> = {
+  freqctx: (geometry) => new FreqCtxPolicy(geometry),
   freqage: (geometry) => new FreqAgePolicy(geometry),
   tinylfu: (geometry) => new TinyLfuPolicy(geometry),
   lru: (geometry) => new LruPolicy(geometry),

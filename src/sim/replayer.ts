@@ -9,7 +9,7 @@
 // policy's view of residency after every access.
 import { BlockIndex } from '../cache/block-index.js';
 import { SetMapping } from '../cache/set-mapping.js';
-import { NO_BLOCK, ReplacementPolicy } from '../policies/policy.js';
+import { NO_BLOCK, READ_ACCESS, ReplacementPolicy, WRITE_ACCESS } from '../policies/policy.js';
 import { assert } from '../stdx/assert.js';
 
 export interface SimResult {
@@ -52,9 +52,10 @@ export class Replayer {
   access(originBlock: number, isWrite: boolean): boolean {
     this.accesses++;
     if (!isWrite) this.readAccesses++;
+    const context = isWrite ? WRITE_ACCESS : READ_ACCESS;
     const resident = this.index.get(originBlock);
     if (resident >= 0) {
-      this.policy.hit(resident);
+      this.policy.hit(resident, context);
       return true;
     }
     this.misses++;
@@ -72,7 +73,7 @@ export class Replayer {
     }
     this.origins[cacheBlock] = originBlock;
     this.index.insert(originBlock, cacheBlock);
-    this.policy.insert(cacheBlock, originBlock);
+    this.policy.insert(cacheBlock, originBlock, context);
     return false;
   }
 
