@@ -6,17 +6,45 @@
 // The dirty data covers a contiguous origin region in random block order (the
 // case sorted, coalesced writeback is for), plus a sparse variant where only
 // every other block is dirty (runs cannot coalesce beyond one block).
+//
+// Two origins: a local file (page cache warm: faster than any disk, so the
+// flush's own CPU cost shows), and a disk-like NBD origin, the kind blockcache
+// is meant to sit in front of: nbdkit serving a file one request at a time
+// (noparallel) with a fixed cost per write (delay) and a bandwidth cap (rate),
+// a model of a hard disk. The sparse case is not run on the disk model: one
+// 4 KiB write per block at its per-request cost takes minutes and measures only
+// the model.
 // Run: npx tsc -p . && node dist/bench/flush.js [DIRECTORY] [CACHE_MIB]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { openDevice } from '../src/devices/open-device.js';
 import { createCache, openCache } from '../src/cache/open-cache.js';
+import { Server, serveNbdkit } from './support/servers.js';
 
 const MiB = 1024 * 1024;
 const BLOCK_BYTES = 4096;
 const directory = process.argv[2] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-flush-bench-'));
 const cacheMiB = Number(process.argv[3] ?? 256);
+/** The disk model: per-write cost (nbdkit delay filter) and bandwidth (rate filter, bits per second: 150 MB/s). */
+const DISK_WRITE_DELAY = '4ms';
+const DISK_RATE_BITS = '1200M';
+
+/** An origin: a file, or the same file behind the disk model; `spec` is what openDevice takes. */
+interface Origin {
+  readonly spec: string;
+  stop(): Promise<unknown>;
+}
+
+async function makeOrigin(kind: 'file' | 'disk', file: string, bytes: number): Promise<Origin> {
+  fs.rmSync(file, { force: true });
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, bytes);
+  if (kind === 'file') return { spec: file, stop: async () => fs.rmSync(file, { force: true }) };
+  const server: Server = await serveNbdkit('disk model', `${file}.sock`,
+    ['file', file, `wdelay=${DISK_WRITE_DELAY}`, `rate=${DISK_RATE_BITS}`], ['noparallel', 'delay', 'rate']);
+  return { spec: server.uri, stop: async () => { await server.stop(); fs.rmSync(file, { force: true }); } };
+}
 
 function shuffle(values: number[]): number[] {
   let seed = 12345;
@@ -28,8 +56,8 @@ function shuffle(values: number[]): number[] {
   return values;
 }
 
-async function originSequentialMiBps(originPath: string, bytes: number): Promise<number> {
-  const { device } = await openDevice(originPath);
+async function originSequentialMiBps(originSpec: string, bytes: number): Promise<number> {
+  const { device } = await openDevice(originSpec);
   const chunk = Buffer.alloc(4 * MiB, 0x5a);
   const started = performance.now();
   for (let offset = 0; offset < bytes; offset += chunk.length) await device.write(chunk, offset);
@@ -39,15 +67,16 @@ async function originSequentialMiBps(originPath: string, bytes: number): Promise
   return bytes / MiB / seconds;
 }
 
-async function flushRun(variant: 'dense' | 'sparse'): Promise<{ dirtyMiB: number; seconds: number; mibps: number; originWrites: number }> {
-  const originPath = path.join(directory, `origin-${variant}.img`);
+interface FlushResult { dirtyMiB: number; seconds: number; mibps: number; originWrites: number }
+
+async function flushRun(kind: 'file' | 'disk', variant: 'dense' | 'sparse'): Promise<FlushResult> {
+  const originFile = path.join(directory, `origin-${kind}-${variant}.img`);
   const cachePath = path.join(directory, `cache-${variant}.img`);
-  for (const file of [originPath, cachePath]) fs.rmSync(file, { force: true });
-  fs.writeFileSync(originPath, '');
-  fs.truncateSync(originPath, 4 * cacheMiB * MiB);
+  fs.rmSync(cachePath, { force: true });
+  const originServed = await makeOrigin(kind, originFile, 4 * cacheMiB * MiB);
   fs.writeFileSync(cachePath, '');
   fs.truncateSync(cachePath, cacheMiB * MiB);
-  const origin = await openDevice(originPath);
+  const origin = await openDevice(originServed.spec);
   const cache = await openDevice(cachePath);
   await createCache({ cache: cache.device, origin: origin.device, originLocation: origin.location, mode: 'writeback', blockBytes: BLOCK_BYTES, assoc: 'full' });
   const { engine } = await openCache({ cache: cache.device, origin: origin.device, originLocation: origin.location, settings: { dirtyThresholdPercent: 100 } });
@@ -69,26 +98,40 @@ async function flushRun(variant: 'dense' | 'sparse'): Promise<{ dirtyMiB: number
   await engine.close();
   await origin.device.close();
   await cache.device.close();
-  for (const file of [originPath, cachePath]) fs.rmSync(file, { force: true });
+  await originServed.stop();
+  fs.rmSync(cachePath, { force: true });
   return { dirtyMiB, seconds, mibps: dirtyMiB / seconds, originWrites };
+}
+
+async function sequentialRun(kind: 'file' | 'disk'): Promise<number> {
+  const origin = await makeOrigin(kind, path.join(directory, `origin-${kind}-seq.img`), cacheMiB * MiB);
+  try {
+    return await originSequentialMiBps(origin.spec, cacheMiB * MiB);
+  } finally {
+    await origin.stop();
+  }
+}
+
+function share(run: FlushResult, sequential: number): string {
+  return `${run.seconds.toFixed(2)} s, ${run.mibps.toFixed(0)} MiB/s = ${((100 * run.mibps) / sequential).toFixed(0)}% of sequential`;
 }
 
 async function main(): Promise<void> {
   fs.mkdirSync(directory, { recursive: true });
-  const originPath = path.join(directory, 'origin-seq.img');
-  fs.writeFileSync(originPath, '');
-  fs.truncateSync(originPath, cacheMiB * MiB);
-  const sequential = await originSequentialMiBps(originPath, cacheMiB * MiB);
-  fs.rmSync(originPath, { force: true });
-  const dense = await flushRun('dense');
-  const sparse = await flushRun('sparse');
+  const sequential = await sequentialRun('file');
+  const dense = await flushRun('file', 'dense');
+  const sparse = await flushRun('file', 'sparse');
+  const diskSequential = await sequentialRun('disk');
+  const diskDense = await flushRun('disk', 'dense');
   const lines = [
-    `origin sequential write (4 MiB writes + fdatasync, ${cacheMiB} MiB): ${sequential.toFixed(0)} MiB/s`,
-    `flush, dense random-order dirty data (${dense.dirtyMiB.toFixed(0)} MiB): ${dense.seconds.toFixed(2)} s, ${dense.mibps.toFixed(0)} MiB/s = ${((100 * dense.mibps) / sequential).toFixed(0)}% of sequential`,
-    `flush, sparse (every other block) dirty data (${sparse.dirtyMiB.toFixed(0)} MiB): ${sparse.seconds.toFixed(2)} s, ${sparse.mibps.toFixed(0)} MiB/s = ${((100 * sparse.mibps) / sequential).toFixed(0)}% of sequential`,
+    `file origin, sequential write (4 MiB writes + fdatasync, ${cacheMiB} MiB): ${sequential.toFixed(0)} MiB/s`,
+    `  flush, dense random-order dirty data (${dense.dirtyMiB.toFixed(0)} MiB): ${share(dense, sequential)}`,
+    `  flush, sparse (every other block) dirty data (${sparse.dirtyMiB.toFixed(0)} MiB): ${share(sparse, sequential)}`,
+    `disk-model origin (nbdkit noparallel, wdelay=${DISK_WRITE_DELAY}, rate=${DISK_RATE_BITS} bit/s), sequential write: ${diskSequential.toFixed(0)} MiB/s`,
+    `  flush, dense random-order dirty data (${diskDense.dirtyMiB.toFixed(0)} MiB): ${share(diskDense, diskSequential)}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`${JSON.stringify({ directory, cacheMiB, sequentialMiBps: sequential, dense, sparse })}\n`);
+  process.stdout.write(`${JSON.stringify({ directory, cacheMiB, sequentialMiBps: sequential, dense, sparse, diskSequentialMiBps: diskSequential, diskDense })}\n`);
 }
 
 await main();
