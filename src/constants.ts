@@ -46,8 +46,25 @@ export const ASSOC_DEFAULT = 512;
 export const CONSECUTIVE_BLOCKS_MAX = 512;
 /** Cache blocks are indexed by uint32 typed arrays; one value is reserved as "none". */
 export const CACHE_BLOCKS_MAX = 2 ** 32 - 2;
+/**
+ * The SSD tier's block index has one open-addressing table per set, sized so a
+ * full set fills it to this load: 80% keeps probe sequences short (about 3 on a
+ * hit, 13 on a miss, within one set's 1.25 KiB table at assoc 512) at 2.5 bytes
+ * per cache block (src/cache/block-index.ts).
+ */
+export const SET_INDEX_LOAD_PERCENT = 80;
 /** Origin block numbers are stored as doubles in memory and u64 on disk; keep them exact. */
 export const ORIGIN_BYTES_MAX = Number.MAX_SAFE_INTEGER;
+
+// ---- metadata -------------------------------------------------------------------------
+/**
+ * The metadata region is read at open (and by `check`) into the store's mirror in
+ * chunks of this size, the next read while one is decoded (a million-block region,
+ * 32 MiB, takes 128 reads).
+ */
+export const METADATA_SCAN_CHUNK_BYTES = 256 * KiB;
+/** A commit writes staged pages as runs of at most this many contiguous pages (1 MiB). */
+export const METADATA_WRITE_RUN_PAGES_MAX = 256;
 
 // ---- engine -------------------------------------------------------------------------
 /** Percent of the cache that may be dirty before background cleaning starts (flashcache dirty_thresh_pct). */
@@ -126,8 +143,11 @@ export const NBD_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
 assert(isPowerOfTwo(BLOCK_BYTES_MIN) && isPowerOfTwo(BLOCK_BYTES_MAX) && BLOCK_BYTES_MIN <= BLOCK_BYTES_MAX);
 assert(BLOCK_BYTES_MIN % SECTOR_BYTES === 0);
 assert(isPowerOfTwo(ASSOC_DEFAULT) && isPowerOfTwo(CONSECUTIVE_BLOCKS_MAX));
+assert(SET_INDEX_LOAD_PERCENT > 0 && SET_INDEX_LOAD_PERCENT < 100, 'a full set leaves empty positions in its index table');
 assert(NBD_INFLIGHT_BYTES_MAX >= 2 * NBD_PAYLOAD_BYTES_MAX, 'a connection must fit two maximal writes');
 assert(NBD_PAYLOAD_BYTES_MAX >= BLOCK_BYTES_MAX);
 assert(MEMORY_DEVICE_CHUNK_BYTES % SECTOR_BYTES === 0);
 assert(WRITEBACK_CHUNK_BYTES_MAX <= SCATTER_IO_JOB_BYTES_MAX, 'a cleaner chunk is read in one batched job');
 assert(SCATTER_IO_PIECE_BYTES_MAX * SCATTER_IO_PIECES_MIN <= SCATTER_IO_JOB_BYTES_MAX);
+assert(METADATA_SCAN_CHUNK_BYTES % (4 * KiB) === 0, 'scan chunks hold whole metadata pages');
+assert(METADATA_WRITE_RUN_PAGES_MAX >= 1);

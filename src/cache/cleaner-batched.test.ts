@@ -16,6 +16,24 @@ import { createCache, openCache } from './open-cache.js';
 import { BlockcacheError } from '../stdx/errors.js';
 import { crc32c } from '../stdx/checksum.js';
 import { DIRTY, HAS_CRC, VALID } from './slot-table.js';
+import { MetadataStore } from '../metadata/metadata-store.js';
+import { Superblock } from '../format/superblock.js';
+import { MetadataRecord, RECORD_DATA_CRC, RECORD_FOUND, RECORD_VALID } from '../format/record.js';
+
+/** Every valid record on the cache device, by cache block. */
+async function durableRecords(device: BlockDevice, superblock: Superblock): Promise<Map<number, MetadataRecord>> {
+  const records = new Map<number, MetadataRecord>();
+  await MetadataStore.open(device, superblock).scan({
+    blocksMultiple: 1,
+    visit: (chunk) => {
+      for (let slot = chunk.firstCacheBlock; slot < chunk.firstCacheBlock + chunk.blockCount; slot++) {
+        const record: MetadataRecord = { originBlock: 0, sequence: 0, dataCrc: 0, flags: 0 };
+        if (chunk.decode(slot, record) === RECORD_FOUND) records.set(slot, record);
+      }
+    },
+  });
+  return records;
+}
 
 const BLOCK = 4096;
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-cleaner-batched-'));
@@ -112,12 +130,17 @@ for (const stride of [1, 2]) {
       checkOrigin(originPath, blocks, 1);
       assert.ok(cache.pieceReads > 0, 'batched cache reads');
       if (stride === 2) assert.ok(origin.pieceWrites > 0, 'batched origin writes of single-block runs');
-      // Every written-back block is clean, valid and carries the checksum of its data.
+      // Every written-back block is clean and valid, and its durable record carries the checksum
+      // of its data (which then leaves memory).
+      const records = await durableRecords(cache, engine.store.superblock);
       for (const block of blocks.slice(0, 200)) {
         const slot = engine.index.get(block);
-        assert.ok(slot >= 0 && engine.table.has(slot, VALID) && !engine.table.has(slot, DIRTY) && engine.table.has(slot, HAS_CRC));
-        assert.equal(engine.table.dataCrc[slot], crc32c(content(block, 1)));
+        assert.ok(slot >= 0 && engine.table.has(slot, VALID) && !engine.table.has(slot, DIRTY) && !engine.table.has(slot, HAS_CRC));
+        const record = records.get(slot);
+        assert.ok(record && record.originBlock === block && record.flags === (RECORD_VALID | RECORD_DATA_CRC), `record of slot ${slot}`);
+        assert.equal(record.dataCrc, crc32c(content(block, 1)));
       }
+      assert.equal(engine.table.crcsInMemory, 0, 'checksums leave memory once durable');
       // Reads still return the data (from the cache).
       const target = Buffer.alloc(BLOCK);
       await engine.read(target, blocks[7]! * BLOCK);

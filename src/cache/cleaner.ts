@@ -71,7 +71,12 @@ export class Cleaner {
   readonly limiter = new RateLimiter();
   /** Bytes written back per second (every kind of round). */
   readonly meter = new RateMeter();
-  /** When the age scan first saw each slot dirty (-1: not dirty when last seen). */
+  /**
+   * Per set: when the age scan first saw it hold a dirty block, continuously since
+   * (-1: it held none when last seen). A set's age bounds the age of each of its dirty
+   * blocks, so cleaning the dirty blocks of aged sets cleans every aged block (and
+   * perhaps younger ones of the same set early) at 8 bytes per set instead of per block.
+   */
   private readonly dirtySinceMs: Float64Array;
   private agedSlots: number[] = [];
   private ageTimer: NodeJS.Timeout | undefined;
@@ -86,7 +91,7 @@ export class Cleaner {
       writebackRateBytesPerSecond: settings.writebackRateBytesPerSecond ?? 0,
       writebackRateIops: settings.writebackRateIops ?? 0,
     };
-    this.dirtySinceMs = new Float64Array(engine.mapping.cacheBlocks).fill(-1);
+    this.dirtySinceMs = new Float64Array(engine.mapping.sets).fill(-1);
     this.applySettings();
   }
 
@@ -117,15 +122,19 @@ export class Cleaner {
     return { rateBytesPerSecond: current, etaSeconds };
   }
 
-  /** Notes every dirty slot's age; schedules an age round when some are too old and clients are idle. */
+  /** Notes every set's dirty age; schedules an age round when some are too old and clients are idle. */
   private scanAges(): void {
     const now = this.clock();
     const table = this.engine.table;
+    const mapping = this.engine.mapping;
     const aged: number[] = [];
-    for (let slot = 0; slot < this.dirtySinceMs.length; slot++) {
-      if (!table.has(slot, DIRTY)) this.dirtySinceMs[slot] = -1;
-      else if (this.dirtySinceMs[slot]! < 0) this.dirtySinceMs[slot] = now;
-      else if (now - this.dirtySinceMs[slot]! >= this.settings.dirtyMaxAgeMs) aged.push(slot);
+    for (let set = 0; set < mapping.sets; set++) {
+      if (table.dirtyPerSet[set] === 0) this.dirtySinceMs[set] = -1;
+      else if (this.dirtySinceMs[set]! < 0) this.dirtySinceMs[set] = now;
+      else if (now - this.dirtySinceMs[set]! >= this.settings.dirtyMaxAgeMs) {
+        const first = mapping.firstBlockOf(set);
+        for (let slot = first; slot < first + mapping.assoc; slot++) if (table.has(slot, DIRTY)) aged.push(slot);
+      }
     }
     aged.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
     this.agedSlots = aged;
@@ -535,10 +544,11 @@ export class Cleaner {
     await engine.writebackWrite(data.subarray(0, length), originBlocks[0]! * blockBytes);
     this.meter.add(length, this.clock());
     run.forEach((slot, i) => {
-      this.dirtySinceMs[slot] = -1;
       table.setDirty(slot, false);
+      const set = engine.mapping.setOfCacheBlock(slot);
+      if (table.dirtyPerSet[set] === 0) this.dirtySinceMs[set] = -1;
       table.state[slot]! |= HAS_CRC;
-      table.dataCrc[slot] = crcs ? crcs[i]! : crc32c(data.subarray(i * blockBytes, (i + 1) * blockBytes));
+      table.setCrc(slot, crcs ? crcs[i]! : crc32c(data.subarray(i * blockBytes, (i + 1) * blockBytes)));
       table.markPending(slot);
     });
     engine.stats.writebacks += run.length;

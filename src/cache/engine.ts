@@ -850,7 +850,7 @@ export class CacheEngine implements BlockDevice {
       }
       if (await cacheDone) {
         this.table.state[slot]! |= HAS_CRC;
-        this.table.dataCrc[slot] = crc;
+        this.table.setCrc(slot, crc);
         this.table.markPending(slot);
       } else {
         this.invalidate(slot); // the origin has the data; never serve the stale copy
@@ -947,7 +947,7 @@ export class CacheEngine implements BlockDevice {
     if (dirty) this.table.setDirty(slot, true);
     else {
       this.table.state[slot]! |= HAS_CRC;
-      this.table.dataCrc[slot] = crc;
+      this.table.setCrc(slot, crc);
     }
     this.table.validCount++;
     this.table.markPending(slot);
@@ -1094,9 +1094,11 @@ export class CacheEngine implements BlockDevice {
     if (this.intent === 'clear' && this.store.superblock.originWritesUncommitted) await this.cacheDevice.flush();
     await this.writeSuperblock({ commitSequence: sequence, originWritesUncommitted: this.intent !== 'clear' });
     await this.cacheDevice.flush();
-    // Commits are serialised, so nothing was staged since: the clean records are now the latest on disk.
+    // Commits are serialised, so nothing was staged since: the clean records are now the latest on disk
+    // (and their checksums, which leave memory unless the slot changed again since staging).
     for (const slot of stagedClean) {
       if (!this.table.has(slot, PERSISTED_DIRTY)) this.table.state[slot]! &= ~DIRTY_ON_DISK;
+      this.table.forgetCrc(slot);
     }
     this.table.releaseDeferred();
     this.stats.commits++;
@@ -1110,7 +1112,7 @@ export class CacheEngine implements BlockDevice {
     return {
       originBlock: this.table.originOf[slot]!,
       sequence,
-      dataCrc: hasCrc ? this.table.dataCrc[slot]! : 0,
+      dataCrc: hasCrc ? this.table.crcOf(slot) : 0,
       flags: recordFlags(valid, dirty, hasCrc),
     };
   }

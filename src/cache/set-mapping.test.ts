@@ -23,3 +23,21 @@ test('sets are used evenly and stay in range, also for origin blocks beyond 2^32
   assert.equal(mapping.setOfCacheBlock(64 * 7 + 3), 7);
   assert.equal(mapping.firstBlockOf(7), 448);
 });
+
+test('the mapping never changes: records on disk are found in their origin block\'s set', () => {
+  // The formula as first written (one double division), for origin blocks on both sides of 2^32.
+  const reference = (originBlock: number, sets: number, shift: number): number => {
+    const run = Math.floor(originBlock / 2 ** shift);
+    const hash = Math.imul((run >>> 0) ^ Math.imul(Math.floor(run / 2 ** 32) >>> 0, 0x85ebca6b), 0x9e3779b1) >>> 0;
+    return Math.floor((hash * sets) / 2 ** 32);
+  };
+  for (const [cacheBlocks, assoc] of [[512 * 1954, 512], [8 * 5, 8], [1024 * 3, 1024]] as const) {
+    const mapping = new SetMapping(cacheBlocks, assoc);
+    for (let i = 0; i < 20_000; i++) {
+      const originBlock = i % 2 === 0 ? Math.floor(Math.random() * 2 ** 32) : Math.floor(Math.random() * 2 ** 53);
+      assert.equal(mapping.setOf(originBlock), reference(originBlock, mapping.sets, mapping.consecutiveShift), `${originBlock}`);
+    }
+    assert.equal(mapping.setOf(2 ** 32 - 1), reference(2 ** 32 - 1, mapping.sets, mapping.consecutiveShift));
+    assert.equal(mapping.setOf(2 ** 32), reference(2 ** 32, mapping.sets, mapping.consecutiveShift));
+  }
+});

@@ -13,6 +13,8 @@ const MIX_32 = 0x85ebca6b;
 export class SetMapping {
   readonly sets: number;
   readonly consecutiveShift: number;
+  /** 2 ** consecutiveShift: origin blocks per run. */
+  private readonly runBlocks: number;
 
   constructor(readonly cacheBlocks: number, readonly assoc: number) {
     assert(cacheBlocks > 0 && cacheBlocks % assoc === 0, 'cacheBlocks must be a positive multiple of assoc');
@@ -21,13 +23,23 @@ export class SetMapping {
     assert(this.sets === 1 || isPowerOfTwo(assoc), 'assoc must be a power of two');
     const run = this.sets === 1 ? CONSECUTIVE_BLOCKS_MAX : Math.min(assoc, CONSECUTIVE_BLOCKS_MAX);
     this.consecutiveShift = log2Exact(run);
+    this.runBlocks = run;
   }
 
   setOf(originBlock: number): number {
     if (this.sets === 1) return 0;
-    const run = Math.floor(originBlock / 2 ** this.consecutiveShift);
-    const low = run >>> 0;
-    const high = Math.floor(run / 2 ** 32) >>> 0;
+    // The run number's low and high 32 bits; integer shifts when the block number fits 32 bits
+    // (this is on every lookup: the generic path costs a double division).
+    let low: number;
+    let high: number;
+    if (originBlock < 2 ** 32) {
+      low = originBlock >>> this.consecutiveShift;
+      high = 0;
+    } else {
+      const run = Math.floor(originBlock / this.runBlocks);
+      low = run >>> 0;
+      high = Math.floor(run / 2 ** 32) >>> 0;
+    }
     const hash = Math.imul(low ^ Math.imul(high, MIX_32), GOLDEN_RATIO_32) >>> 0;
     // Multiplicative range reduction: uniform for any number of sets.
     return Math.floor((hash * this.sets) / 2 ** 32);

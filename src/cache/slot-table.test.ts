@@ -48,3 +48,33 @@ test('pending records are listed once and drained in order', () => {
   assert.deepEqual(drained, [3, 1]);
   assert.equal(table.pendingRecords, 0);
 });
+
+test('free lists built at open hand out the lowest free slots first, like pushes from the highest', () => {
+  const mapping = new SetMapping(16, 4);
+  const built = new SlotTable(mapping, 1000);
+  const pushed = new SlotTable(mapping, 1000);
+  for (const table of [built, pushed]) for (const slot of [1, 6, 7, 12]) table.state[slot] = VALID;
+  built.buildFreeLists();
+  for (let slot = 15; slot >= 0; slot--) if (!pushed.has(slot, VALID)) pushed.pushFree(slot);
+  for (let set = 0; set < 4; set++) {
+    assert.equal(built.freeSlots(set), pushed.freeSlots(set));
+    for (;;) {
+      const slot = built.popFree(set);
+      assert.equal(slot, pushed.popFree(set));
+      if (slot < 0) break;
+    }
+  }
+  assert.deepEqual([...built.state], [...pushed.state]);
+  const busy = new SlotTable(mapping, 1000);
+  busy.state[3] = DIRTY_ON_DISK;
+  assert.throws(() => busy.buildFreeLists(), /neither valid nor empty/);
+});
+
+test('the pending list grows as needed and never past the cache', () => {
+  const table = new SlotTable(new SetMapping(4096, 512), 1 << 20);
+  for (let slot = 0; slot < 4096; slot++) table.markPending(slot);
+  assert.equal(table.pendingRecords, 4096);
+  let drained = 0;
+  table.drainPending((slot) => assert.equal(slot, drained++));
+  assert.equal(drained, 4096);
+});

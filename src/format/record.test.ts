@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, encodeRecord, RECORD_DATA_CRC, RECORD_DIRTY, RECORD_VALID } from './record.js';
+import { decodeRecord, decodeRecordInto, decodeRecordWords, encodeRecord, MetadataRecord, RECORD_DATA_CRC, RECORD_DIRTY, RECORD_VALID, RECORD_WORDS, RECORD_WORDS_NATIVE } from './record.js';
 import { RECORD_BYTES } from './layout.js';
 
 const SALT = 0x12345678;
@@ -35,4 +35,24 @@ test('a record is corrupt at the wrong slot or under another cache\'s salt', () 
   assert.equal(decodeRecord(buffer, 0, 4, SALT).kind, 'corrupt');
   assert.equal(decodeRecord(buffer, 0, 3, SALT + 1).kind, 'corrupt');
   assert.throws(() => encodeRecord({ originBlock: 5, sequence: 1, dataCrc: 0, flags: RECORD_DIRTY }, 3, SALT, buffer, 0), /dirty implies valid/);
+});
+
+test('the word decoder agrees with the byte decoder on valid, empty and damaged records', { skip: !RECORD_WORDS_NATIVE }, () => {
+  const count = 64;
+  const buffer = Buffer.alloc(RECORD_BYTES * count);
+  for (let i = 0; i < count; i++) {
+    if (i % 5 === 4) continue; // empty
+    encodeRecord({ originBlock: i * 2 ** 30 + i, sequence: 2 ** 40 + i, dataCrc: i * 0x01010101, flags: i % 3 === 0 ? RECORD_VALID | RECORD_DIRTY : RECORD_VALID | RECORD_DATA_CRC }, 1000 + i, SALT, buffer, i * RECORD_BYTES);
+  }
+  buffer[3 * RECORD_BYTES + 5] ^= 0x10; // checksum
+  buffer.writeUInt32LE(0, 7 * RECORD_BYTES + 28); // checksum zeroed, the rest not empty
+  const words = new Int32Array(buffer.buffer, buffer.byteOffset, buffer.length / 4);
+  for (let i = 0; i < count; i++) {
+    for (const slot of [1000 + i, 1001 + i]) {
+      const byBytes: MetadataRecord = { originBlock: -1, sequence: -1, dataCrc: -1, flags: -1 };
+      const byWords: MetadataRecord = { originBlock: -1, sequence: -1, dataCrc: -1, flags: -1 };
+      assert.equal(decodeRecordWords(words, i * RECORD_WORDS, slot, SALT, byWords), decodeRecordInto(buffer, i * RECORD_BYTES, slot, SALT, byBytes), `record ${i} at ${slot}`);
+      assert.deepEqual(byWords, byBytes);
+    }
+  }
 });
