@@ -30,6 +30,7 @@
 // popularity fades. No allocation after construction; no I/O.
 import { assert } from '../stdx/assert.js';
 import { FrequencySketch } from './frequency-sketch.js';
+import { ghostHash, nibble, setNibble } from './packed.js';
 import { NO_BLOCK, PolicyGeometry, ReplacementPolicy, originLookup } from './policy.js';
 
 const COUNTER_MAX = 15;
@@ -140,11 +141,11 @@ export class FreqAgePolicy implements ReplacementPolicy {
   }
 
   hit(cacheBlock: number): void {
-    const count = this.counter(cacheBlock);
+    const count = nibble(this.counters, cacheBlock);
     assert(count !== 0, 'freqage: hit on a block that is not resident');
     const set = Math.floor(cacheBlock / this.assoc);
     this.tick(set);
-    if (count < COUNTER_MAX) this.setCounter(cacheBlock, count + 1);
+    if (count < COUNTER_MAX) setNibble(this.counters, cacheBlock, count + 1);
     this.stamps[cacheBlock] = this.now(set);
     this.sketch.increment(this.originOf(cacheBlock));
   }
@@ -176,7 +177,7 @@ export class FreqAgePolicy implements ReplacementPolicy {
     const useFrequency = this.frequencyWeight >= 0.5;
     const chosen = useFrequency ? this.frequencyChoice : this.recencyChoice;
     if (this.frequencyChoice !== this.recencyChoice) {
-      const hash = this.ghostHash(this.originOf(chosen));
+      const hash = ghostHash(this.originOf(chosen));
       this.ghost[hash & this.ghostMask] = ((hash >>> 24) << GHOST_FINGERPRINT_SHIFT) | (useFrequency ? 0 : GHOST_RECENCY) | this.generation;
     }
     return chosen;
@@ -184,7 +185,7 @@ export class FreqAgePolicy implements ReplacementPolicy {
 
   /** Scores one sampled block for both experts (the best so far lives in fields: no closure per eviction). */
   private consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
-    const count = this.counter(block);
+    const count = nibble(this.counters, block);
     if (count === 0 || !evictable(block)) return;
     const logAge = Math.log(((now - this.stamps[block]!) & STAMP_MASK) + 1);
     const byFrequency = LOG_COUNT[count]! - this.tuning.alphaFrequency * logAge;
@@ -202,18 +203,18 @@ export class FreqAgePolicy implements ReplacementPolicy {
   insert(cacheBlock: number, originBlock: number): void {
     if (this.ownOrigins !== null) this.ownOrigins[cacheBlock] = originBlock;
     const set = Math.floor(cacheBlock / this.assoc);
-    this.setCounter(cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
+    setNibble(this.counters, cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
     this.stamps[cacheBlock] = this.now(set);
   }
 
   remove(cacheBlock: number): void {
-    assert(this.counter(cacheBlock) !== 0, 'freqage: removing a block that is not resident');
-    this.setCounter(cacheBlock, 0);
+    assert(nibble(this.counters, cacheBlock) !== 0, 'freqage: removing a block that is not resident');
+    setNibble(this.counters, cacheBlock, 0);
   }
 
   /** A miss on a block one expert evicted recently: that expert regrets it (LeCaR's update, discounted by the ghost's age). */
   private learnFromGhost(originBlock: number): void {
-    const hash = this.ghostHash(originBlock);
+    const hash = ghostHash(originBlock);
     const slot = hash & this.ghostMask;
     const entry = this.ghost[slot]!;
     if (entry === 0 || entry >>> GHOST_FINGERPRINT_SHIFT !== hash >>> 24) return;
@@ -231,28 +232,6 @@ export class FreqAgePolicy implements ReplacementPolicy {
     this.frequencyWeight = Math.min(0.99, Math.max(0.01, frequency / (frequency + recency)));
   }
 
-  /** Low bits pick the ghost slot, the top 8 bits are the entry's fingerprint. */
-  private ghostHash(originBlock: number): number {
-    const low = originBlock >>> 0;
-    const high = Math.floor(originBlock / 2 ** 32) >>> 0;
-    let hash = Math.imul(low ^ Math.imul(high, 0x165667b1), 0x85ebca6b) >>> 0;
-    hash ^= hash >>> 13;
-    hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
-    hash ^= hash >>> 16;
-    return hash;
-  }
-
-  private counter(cacheBlock: number): number {
-    const byte = this.counters[cacheBlock >>> 1]!;
-    return (cacheBlock & 1) === 0 ? byte & 0x0f : byte >>> 4;
-  }
-
-  private setCounter(cacheBlock: number, count: number): void {
-    const index = cacheBlock >>> 1;
-    const byte = this.counters[index]!;
-    this.counters[index] = (cacheBlock & 1) === 0 ? (byte & 0xf0) | count : (byte & 0x0f) | (count << 4);
-  }
-
   private now(set: number): number {
     return Math.floor(this.clocks[set]! / this.unit) & STAMP_MASK;
   }
@@ -267,10 +246,10 @@ export class FreqAgePolicy implements ReplacementPolicy {
     const now = this.now(set);
     const first = set * this.assoc;
     for (let block = first; block < first + this.assoc; block++) {
-      const count = this.counter(block);
+      const count = nibble(this.counters, block);
       if (count === 0) continue;
       if (((now - this.stamps[block]!) & STAMP_MASK) > STAMP_HALF) this.stamps[block] = (now - STAMP_HALF) & STAMP_MASK;
-      this.setCounter(block, Math.max(1, count >>> 1));
+      setNibble(this.counters, block, Math.max(1, count >>> 1));
     }
   }
 

@@ -33,6 +33,7 @@
 // (so counts fade at freqage's rate).
 import { assert } from '../stdx/assert.js';
 import { FrequencySketch } from './frequency-sketch.js';
+import { ghostHash, nibble, setNibble } from './packed.js';
 import { AccessContext, NO_BLOCK, PolicyGeometry, ReplacementPolicy, originLookup } from './policy.js';
 
 const COUNTER_MAX = 15;
@@ -163,11 +164,11 @@ export class FreqCtxPolicy implements ReplacementPolicy {
   }
 
   hit(cacheBlock: number, context?: AccessContext): void {
-    const count = this.counter(cacheBlock);
+    const count = nibble(this.counters, cacheBlock);
     assert(count !== 0, 'freqctx: hit on a block that is not resident');
     const set = Math.floor(cacheBlock / this.assoc);
     this.tick(set);
-    if (count < COUNTER_MAX) this.setCounter(cacheBlock, count + 1);
+    if (count < COUNTER_MAX) setNibble(this.counters, cacheBlock, count + 1);
     const written = context === undefined ? this.stamps[cacheBlock]! & WRITTEN : context.isWrite ? WRITTEN : 0;
     this.stamps[cacheBlock] = (this.now(set) << 1) | written;
     const originBlock = this.originOf(cacheBlock);
@@ -224,7 +225,7 @@ export class FreqCtxPolicy implements ReplacementPolicy {
 
   /** Scores one sampled block for every expert (the best so far lives in fields). */
   private consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
-    const count = this.counter(block);
+    const count = nibble(this.counters, block);
     if (count === 0 || !evictable(block)) return;
     const word = this.stamps[block]!;
     const logAge = Math.log(((now - (word >>> 1)) & STAMP_MASK) + 1);
@@ -245,18 +246,18 @@ export class FreqCtxPolicy implements ReplacementPolicy {
   insert(cacheBlock: number, originBlock: number, context?: AccessContext): void {
     if (this.ownOrigins !== null) this.ownOrigins[cacheBlock] = originBlock;
     const set = Math.floor(cacheBlock / this.assoc);
-    this.setCounter(cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
+    setNibble(this.counters, cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
     this.stamps[cacheBlock] = (this.now(set) << 1) | (context?.isWrite === true ? WRITTEN : 0);
   }
 
   remove(cacheBlock: number): void {
-    assert(this.counter(cacheBlock) !== 0, 'freqctx: removing a block that is not resident');
-    this.setCounter(cacheBlock, 0);
+    assert(nibble(this.counters, cacheBlock) !== 0, 'freqctx: removing a block that is not resident');
+    setNibble(this.counters, cacheBlock, 0);
   }
 
   /** Writes a ghost entry for the origin of `cacheBlock`: a victim (nomination false) or a resident candidate. */
   private remember(cacheBlock: number, experts: number, nomination: boolean): void {
-    const hash = this.ghostHash(this.originOf(cacheBlock));
+    const hash = ghostHash(this.originOf(cacheBlock));
     const slot = hash & this.ghostMask;
     const fingerprint = hash >>> 24;
     if (nomination) {
@@ -280,7 +281,7 @@ export class FreqCtxPolicy implements ReplacementPolicy {
   }
 
   private learn(originBlock: number, nomination: boolean): void {
-    const hash = this.ghostHash(originBlock);
+    const hash = ghostHash(originBlock);
     const slot = hash & this.ghostMask;
     const entry = this.ghost[slot]!;
     if (entry === 0 || entry >>> GHOST_FINGERPRINT_SHIFT !== hash >>> 24) return;
@@ -303,28 +304,6 @@ export class FreqCtxPolicy implements ReplacementPolicy {
     return (this.generation - (entry & GHOST_GENERATION) + GENERATIONS) % GENERATIONS;
   }
 
-  /** Low bits pick the ghost slot, the top 8 bits are the entry's fingerprint. */
-  private ghostHash(originBlock: number): number {
-    const low = originBlock >>> 0;
-    const high = Math.floor(originBlock / 2 ** 32) >>> 0;
-    let hash = Math.imul(low ^ Math.imul(high, 0x165667b1), 0x85ebca6b) >>> 0;
-    hash ^= hash >>> 13;
-    hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
-    hash ^= hash >>> 16;
-    return hash;
-  }
-
-  private counter(cacheBlock: number): number {
-    const byte = this.counters[cacheBlock >>> 1]!;
-    return (cacheBlock & 1) === 0 ? byte & 0x0f : byte >>> 4;
-  }
-
-  private setCounter(cacheBlock: number, count: number): void {
-    const index = cacheBlock >>> 1;
-    const byte = this.counters[index]!;
-    this.counters[index] = (cacheBlock & 1) === 0 ? (byte & 0xf0) | count : (byte & 0x0f) | (count << 4);
-  }
-
   private now(set: number): number {
     return Math.floor(this.clocks[set]! / this.unit) & STAMP_MASK;
   }
@@ -340,11 +319,11 @@ export class FreqCtxPolicy implements ReplacementPolicy {
     const now = this.now(set);
     const first = set * this.assoc;
     for (let block = first; block < first + this.assoc; block++) {
-      const count = this.counter(block);
+      const count = nibble(this.counters, block);
       if (count === 0) continue;
       const word = this.stamps[block]!;
       if (((now - (word >>> 1)) & STAMP_MASK) > STAMP_HALF) this.stamps[block] = (((now - STAMP_HALF) & STAMP_MASK) << 1) | (word & WRITTEN);
-      if (halve) this.setCounter(block, Math.max(1, count >>> 1));
+      if (halve) setNibble(this.counters, block, Math.max(1, count >>> 1));
     }
   }
 
