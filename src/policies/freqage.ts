@@ -29,9 +29,9 @@
 // wraps past its owner) and every counter is halved (floor 1), so old
 // popularity fades. No allocation after construction; no I/O.
 import { assert } from '../stdx/assert.js';
-import { FrequencySketch } from './frequency-sketch.js';
 import { ghostHash, nibble, setNibble } from './packed.js';
-import { NO_BLOCK, PolicyGeometry, ReplacementPolicy, originLookup } from './policy.js';
+import { SampledPolicy, SampledSizing } from './sampled-policy.js';
+import { NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
 
 const COUNTER_MAX = 15;
 const STAMP_MASK = 0xffff;
@@ -43,7 +43,7 @@ const GHOST_GENERATION = 0x7f;
 const GHOST_FINGERPRINT_SHIFT = 8;
 const LOG_COUNT = Float64Array.from({ length: COUNTER_MAX + 1 }, (_, count) => (count === 0 ? -Infinity : Math.log(count)));
 
-export interface FreqAgeTuning {
+export interface FreqAgeTuning extends SampledSizing {
   /** Blocks sampled per eviction (a set of at most this many is scanned whole). */
   readonly samples: number;
   /** Exponent of age for the frequency expert (small: frequency dominates). */
@@ -52,20 +52,8 @@ export interface FreqAgeTuning {
   readonly alphaRecency: number;
   /** Regret learning rate (LeCaR: 0.45). */
   readonly learningRate: number;
-  /** Sketch counters per row, per cache block (rounded up to a power of two). */
-  readonly sketchWidthPerBlock: number;
-  /** Smallest sketch row. */
-  readonly sketchWidthMin: number;
-  /** Sketch increments between halvings, per cache block. */
-  readonly sampleFactor: number;
-  /** Ghost slots per cache block (rounded up to a power of two). */
-  readonly ghostPerBlock: number;
-  /** A ghost entry lives this many generations of cacheBlocks / ghostGenerations misses (≈ one cache of misses). */
-  readonly ghostGenerations: number;
   /** Initial weight of the frequency expert (it decides while its weight is ≥ 0.5). */
   readonly initialFrequencyWeight: number;
-  /** Stamp unit = max(1, assoc >> stampShift) accesses of the set. */
-  readonly stampShift: number;
 }
 
 export const FREQAGE_DEFAULTS: FreqAgeTuning = {
@@ -82,57 +70,23 @@ export const FREQAGE_DEFAULTS: FreqAgeTuning = {
   initialFrequencyWeight: 0.7,
 };
 
-export class FreqAgePolicy implements ReplacementPolicy {
+export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
   readonly name = 'freqage';
-  private readonly assoc: number;
-  private readonly counters: Uint8Array; // two 4-bit counters per byte
-  private readonly stamps: Uint16Array;
-  private readonly clocks: Float64Array;
-  private readonly unit: number;
-  private readonly sketch: FrequencySketch;
-  private readonly ghost: Uint16Array;
-  private readonly ghostMask: number;
-  private readonly generationLength: number;
   private generation = 1;
   private generationMisses = 0;
   private frequencyWeight: number;
-  private random = 0x9e3779b9;
   // The current victim search's best candidates (see consider()).
   private frequencyChoice = NO_BLOCK;
   private frequencyScore = Infinity;
   private recencyChoice = NO_BLOCK;
   private recencyScore = Infinity;
-  private readonly ownOrigins: Float64Array | null;
-  private readonly originOf: (cacheBlock: number) => number;
   private readonly tuning: FreqAgeTuning;
 
   constructor(geometry: PolicyGeometry, tuning: Partial<FreqAgeTuning> = {}) {
-    this.tuning = { ...FREQAGE_DEFAULTS, ...tuning };
-    const { cacheBlocks, assoc } = geometry;
-    this.assoc = assoc;
+    const full = { ...FREQAGE_DEFAULTS, ...tuning };
+    super(geometry, full, STAMP_MASK);
+    this.tuning = full;
     this.frequencyWeight = this.tuning.initialFrequencyWeight;
-    this.counters = new Uint8Array(Math.ceil(cacheBlocks / 2));
-    this.stamps = new Uint16Array(cacheBlocks);
-    this.clocks = new Float64Array(cacheBlocks / assoc);
-    this.unit = Math.max(1, assoc >> this.tuning.stampShift);
-    let width = this.tuning.sketchWidthMin;
-    while (width < cacheBlocks * this.tuning.sketchWidthPerBlock) width *= 2;
-    this.sketch = new FrequencySketch(width, Math.max(1, Math.round(cacheBlocks * this.tuning.sampleFactor)));
-    let ghostSlots = 1;
-    while (ghostSlots < cacheBlocks * this.tuning.ghostPerBlock) ghostSlots *= 2;
-    this.ghost = new Uint16Array(ghostSlots);
-    this.ghostMask = ghostSlots - 1;
-    this.generationLength = Math.max(1, Math.floor(cacheBlocks / this.tuning.ghostGenerations));
-    const origins = originLookup(geometry);
-    this.ownOrigins = origins.own;
-    this.originOf = origins.originOf;
-  }
-
-  get memoryBytes(): number {
-    return (
-      this.counters.byteLength + this.stamps.byteLength + this.clocks.byteLength + this.sketch.memoryBytes +
-      this.ghost.byteLength + (this.ownOrigins?.byteLength ?? 0)
-    );
   }
 
   /** Weight of the frequency expert in [0.01, 0.99]; it decides while ≥ 0.5 (for tests and status). */
@@ -232,10 +186,6 @@ export class FreqAgePolicy implements ReplacementPolicy {
     this.frequencyWeight = Math.min(0.99, Math.max(0.01, frequency / (frequency + recency)));
   }
 
-  private now(set: number): number {
-    return Math.floor(this.clocks[set]! / this.unit) & STAMP_MASK;
-  }
-
   private tick(set: number): void {
     const clock = ++this.clocks[set]!;
     if (clock % (this.unit * SWEEP_UNITS) === 0) this.sweep(set);
@@ -251,14 +201,5 @@ export class FreqAgePolicy implements ReplacementPolicy {
       if (((now - this.stamps[block]!) & STAMP_MASK) > STAMP_HALF) this.stamps[block] = (now - STAMP_HALF) & STAMP_MASK;
       setNibble(this.counters, block, Math.max(1, count >>> 1));
     }
-  }
-
-  private nextRandom(): number {
-    let state = this.random;
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    this.random = state;
-    return state >>> 0;
   }
 }

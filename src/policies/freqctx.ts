@@ -32,9 +32,9 @@
 // ages are clamped at 2^14 units, and on every second sweep counts are halved
 // (so counts fade at freqage's rate).
 import { assert } from '../stdx/assert.js';
-import { FrequencySketch } from './frequency-sketch.js';
 import { ghostHash, nibble, setNibble } from './packed.js';
-import { AccessContext, NO_BLOCK, PolicyGeometry, ReplacementPolicy, originLookup } from './policy.js';
+import { SampledPolicy, SampledSizing } from './sampled-policy.js';
+import { AccessContext, NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
 
 const COUNTER_MAX = 15;
 const STAMP_MASK = 0x7fff;
@@ -52,7 +52,7 @@ const RECENCY = 1;
 const WRITES = 2;
 const LOG_COUNT = Float64Array.from({ length: COUNTER_MAX + 1 }, (_, count) => (count === 0 ? -Infinity : Math.log(count)));
 
-export interface FreqCtxTuning {
+export interface FreqCtxTuning extends SampledSizing {
   /** Blocks sampled per eviction (a set of at most this many is scanned whole). */
   readonly samples: number;
   /** Exponent of age for the frequency and write experts. */
@@ -63,20 +63,8 @@ export interface FreqCtxTuning {
   readonly writeBonus: number;
   /** Regret learning rate (LeCaR: 0.45). */
   readonly learningRate: number;
-  /** Sketch counters per row, per cache block (rounded up to a power of two). */
-  readonly sketchWidthPerBlock: number;
-  /** Smallest sketch row. */
-  readonly sketchWidthMin: number;
-  /** Sketch increments between halvings, per cache block. */
-  readonly sampleFactor: number;
-  /** Ghost slots per cache block (rounded up to a power of two). */
-  readonly ghostPerBlock: number;
-  /** A ghost entry lives this many generations of cacheBlocks / ghostGenerations misses (≈ one cache of misses). */
-  readonly ghostGenerations: number;
   /** Initial weights of the frequency, recency and write experts (normalised). */
   readonly initialWeights: readonly [number, number, number];
-  /** Stamp unit = max(1, assoc >> stampShift) accesses of the set. */
-  readonly stampShift: number;
   /** Seed of the sampling generator (experiments only). */
   readonly seed: number;
 }
@@ -97,60 +85,25 @@ export const FREQCTX_DEFAULTS: FreqCtxTuning = {
   seed: 0x9e3779b9,
 };
 
-export class FreqCtxPolicy implements ReplacementPolicy {
+export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
   readonly name = 'freqctx';
-  private readonly assoc: number;
-  private readonly counters: Uint8Array; // two 4-bit counters per byte
-  private readonly stamps: Uint16Array; // stamp << 1 | written
-  private readonly clocks: Float64Array;
-  private readonly unit: number;
-  private readonly sketch: FrequencySketch;
-  private readonly ghost: Uint16Array;
-  private readonly ghostMask: number;
-  private readonly generationLength: number;
   private generation = 1;
   private generationMisses = 0;
   private readonly weights = new Float64Array(EXPERTS);
   private readonly decisions = new Float64Array(EXPERTS);
-  private random: number;
   // The current victim search's best candidates, per expert (no allocation per eviction).
   private readonly choices = new Float64Array(EXPERTS);
   private readonly scores = new Float64Array(EXPERTS);
-  private readonly ownOrigins: Float64Array | null;
-  private readonly originOf: (cacheBlock: number) => number;
   private readonly tuning: FreqCtxTuning;
 
   constructor(geometry: PolicyGeometry, tuning: Partial<FreqCtxTuning> = {}) {
-    this.tuning = { ...FREQCTX_DEFAULTS, ...tuning };
-    const { cacheBlocks, assoc } = geometry;
+    const full = { ...FREQCTX_DEFAULTS, ...tuning };
+    super(geometry, full, STAMP_MASK, full.seed);
+    this.tuning = full;
     assert(this.tuning.ghostGenerations < GENERATIONS, 'freqctx: ghost entries must expire before their generation wraps');
-    this.assoc = assoc;
     const initial = this.tuning.initialWeights;
     const total = initial[0] + initial[1] + initial[2];
     for (let expert = 0; expert < EXPERTS; expert++) this.weights[expert] = initial[expert]! / total;
-    this.random = this.tuning.seed >>> 0 || 1;
-    this.counters = new Uint8Array(Math.ceil(cacheBlocks / 2));
-    this.stamps = new Uint16Array(cacheBlocks);
-    this.clocks = new Float64Array(cacheBlocks / assoc);
-    this.unit = Math.max(1, assoc >> this.tuning.stampShift);
-    let width = this.tuning.sketchWidthMin;
-    while (width < cacheBlocks * this.tuning.sketchWidthPerBlock) width *= 2;
-    this.sketch = new FrequencySketch(width, Math.max(1, Math.round(cacheBlocks * this.tuning.sampleFactor)));
-    let ghostSlots = 1;
-    while (ghostSlots < cacheBlocks * this.tuning.ghostPerBlock) ghostSlots *= 2;
-    this.ghost = new Uint16Array(ghostSlots);
-    this.ghostMask = ghostSlots - 1;
-    this.generationLength = Math.max(1, Math.floor(cacheBlocks / this.tuning.ghostGenerations));
-    const origins = originLookup(geometry);
-    this.ownOrigins = origins.own;
-    this.originOf = origins.originOf;
-  }
-
-  get memoryBytes(): number {
-    return (
-      this.counters.byteLength + this.stamps.byteLength + this.clocks.byteLength + this.sketch.memoryBytes +
-      this.ghost.byteLength + (this.ownOrigins?.byteLength ?? 0)
-    );
   }
 
   /** Weights of the frequency, recency and write experts (for tests and status). */
@@ -304,10 +257,6 @@ export class FreqCtxPolicy implements ReplacementPolicy {
     return (this.generation - (entry & GHOST_GENERATION) + GENERATIONS) % GENERATIONS;
   }
 
-  private now(set: number): number {
-    return Math.floor(this.clocks[set]! / this.unit) & STAMP_MASK;
-  }
-
   private tick(set: number): void {
     const clock = ++this.clocks[set]!;
     const period = this.unit * SWEEP_UNITS;
@@ -325,14 +274,5 @@ export class FreqCtxPolicy implements ReplacementPolicy {
       if (((now - (word >>> 1)) & STAMP_MASK) > STAMP_HALF) this.stamps[block] = (((now - STAMP_HALF) & STAMP_MASK) << 1) | (word & WRITTEN);
       if (halve) setNibble(this.counters, block, Math.max(1, count >>> 1));
     }
-  }
-
-  private nextRandom(): number {
-    let state = this.random;
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    this.random = state;
-    return state >>> 0;
   }
 }
