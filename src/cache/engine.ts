@@ -297,6 +297,7 @@ export class CacheEngine implements BlockDevice {
     if (ram.dirtyCount + newlyDirty > ram.dirtyMax) return false;
     if (this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes)) return false;
     const now = this.cleaner.clock();
+    let hits = 0; // counted only if the write completes here (a decline is redone, and counted, by write())
     for (let block = first; block <= last; block++) {
       const start = Math.max(offsetBytes, block * blockBytes);
       const end = Math.min(offsetBytes + length, (block + 1) * blockBytes);
@@ -305,12 +306,13 @@ export class CacheEngine implements BlockDevice {
       // allocation or copy on write. Declining part-way is safe: write() redoes the whole
       // request with the same bytes. A partly written fresh page would serve garbage.
       if (page < 0 && (start > block * blockBytes || end < block * blockBytes + this.blockLength(block))) return false;
-      if (page >= 0 || this.index.get(block) >= 0) this.stats.writeHits++;
-      else this.stats.writeMisses++;
+      if (page >= 0 || this.index.get(block) >= 0) hits++;
       if (page < 0) page = ram.allocate(block);
       if (page < 0) return false; // every page dirty: write() redoes the whole request (same bytes)
       this.absorb(ram, page, start - block * blockBytes, source, start - offsetBytes, end - start, now);
     }
+    this.stats.writeHits += hits;
+    this.stats.writeMisses += last - first + 1 - hits;
     this.stats.writes++;
     this.stats.bytesWritten += length;
     this.ramWriter.noteDirty();

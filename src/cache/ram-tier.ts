@@ -290,12 +290,7 @@ export class RamTier {
     if (this.isDirty(page)) return;
     this.state[page]! |= PAGE_DIRTY;
     this.dirtySince[page] = now;
-    this.dirtyPrev[page] = this.dirtyTail;
-    this.dirtyNext[page] = NONE;
-    if (this.dirtyTail !== NONE) this.dirtyNext[this.dirtyTail] = page;
-    else this.dirtyHead = page;
-    this.dirtyTail = page;
-    this.dirtyPages++;
+    this.linkDirtyAfter(this.dirtyTail, page);
   }
 
   markClean(page: number): void {
@@ -342,21 +337,26 @@ export class RamTier {
     this.moves++;
     this.arena.copy(this.arena, fresh * this.blockBytes, page * this.blockBytes, (page + 1) * this.blockBytes);
     if (dirty) {
-      const prev = this.dirtyPrev[page]!;
-      const next = this.dirtyNext[page]!;
-      this.dirtyPrev[fresh] = prev;
-      this.dirtyNext[fresh] = next;
-      if (prev !== NONE) this.dirtyNext[prev] = fresh;
-      else this.dirtyHead = fresh;
-      if (next !== NONE) this.dirtyPrev[next] = fresh;
-      else this.dirtyTail = fresh;
-      this.dirtyPrev[page] = NONE;
-      this.dirtyNext[page] = NONE;
-      this.dirtySince[fresh] = this.dirtySince[page]!;
+      // The fresh page takes the lent page's place in the FIFO.
       this.state[fresh]! |= PAGE_DIRTY;
+      this.dirtySince[fresh] = this.dirtySince[page]!;
+      this.linkDirtyAfter(page, fresh);
+      this.unlinkDirty(page);
     }
     this.state[page] = PAGE_ORPHAN;
     return fresh;
+  }
+
+  /** Links `page` into the dirty FIFO right after `anchor` (NONE: at the head). */
+  private linkDirtyAfter(anchor: number, page: number): void {
+    const next = anchor === NONE ? this.dirtyHead : this.dirtyNext[anchor]!;
+    this.dirtyPrev[page] = anchor;
+    this.dirtyNext[page] = next;
+    if (anchor !== NONE) this.dirtyNext[anchor] = page;
+    else this.dirtyHead = page;
+    if (next !== NONE) this.dirtyPrev[next] = page;
+    else this.dirtyTail = page;
+    this.dirtyPages++;
   }
 
   private unlinkDirty(page: number): void {

@@ -26,7 +26,7 @@ test('/metrics passes promtool check metrics and has the histograms', async () =
       'blockcache_cache_device_io_duration_seconds_bucket', 'blockcache_origin_io_duration_seconds_bucket',
       '# TYPE blockcache_requests_total counter', 'blockcache_dirty_blocks ', 'blockcache_block_lookups_total{op="read",result="hit"}',
       'blockcache_writeback_rate_bytes_per_second', 'blockcache_info{mode="writeback"',
-      'blockcache_ram_bytes 67108864', 'blockcache_ram_dirty_bytes ', 'blockcache_ram_write_absorbs_total ',
+      'blockcache_ram_bytes 67108864', 'blockcache_ram_dirty_bytes ', 'blockcache_ram_write_absorbs_total ', 'blockcache_ram_zero_copy_reads_total ',
     ]) assert.ok(text.includes(name), `metrics include ${name}`);
     // The RAM tier answered the second read of block 0 (its write and the read at 1 MiB filled it).
     assert.match(text, /^blockcache_read_hits_by_tier_total\{tier="ram"\} [1-9]/m);
