@@ -14,7 +14,11 @@
 // a model of a hard disk. The sparse case is not run on the disk model: one
 // 4 KiB write per block at its per-request cost takes minutes and measures only
 // the model.
-// Run: npx tsc -p . && node dist/bench/flush.js [DIRECTORY] [CACHE_MIB]
+// Run: npx tsc -p . && node dist/bench/flush.js [DIRECTORY] [CACHE_MIB] [CASES] [REPEATS]
+// CASES: comma-separated subset of file-dense,file-sparse,disk-dense (default: all).
+// Each sequential and flush measurement is repeated REPEATS times (default 3)
+// and the median reported, with the range: single runs on a small shared VM
+// swing by ±30%.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
@@ -26,6 +30,19 @@ const MiB = 1024 * 1024;
 const BLOCK_BYTES = 4096;
 const directory = process.argv[2] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-flush-bench-'));
 const cacheMiB = Number(process.argv[3] ?? 256);
+const CASES = ['file-dense', 'file-sparse', 'disk-dense'];
+const cases = new Set((process.argv[4] ?? CASES.join(',')).split(','));
+for (const name of cases) if (!CASES.includes(name)) throw new Error(`unknown case ${name}: expected ${CASES.join(', ')}`);
+const repeats = Number(process.argv[5] ?? 3);
+if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`REPEATS must be a positive integer, not ${process.argv[5]}`);
+
+/** Runs `measure` `repeats` times; the run with the median of `value`, and the range. */
+async function median<T>(measure: () => Promise<T>, value: (result: T) => number): Promise<{ result: T; low: number; high: number }> {
+  const results: T[] = [];
+  for (let i = 0; i < repeats; i++) results.push(await measure());
+  results.sort((a, b) => value(a) - value(b));
+  return { result: results[Math.floor((results.length - 1) / 2)]!, low: value(results[0]!), high: value(results[results.length - 1]!) };
+}
 /** The disk model: per-write cost (nbdkit delay filter) and bandwidth (rate filter, bits per second: 150 MB/s). */
 const DISK_WRITE_DELAY = '4ms';
 const DISK_RATE_BITS = '1200M';
@@ -41,6 +58,7 @@ async function makeOrigin(kind: 'file' | 'disk', file: string, bytes: number): P
   fs.writeFileSync(file, '');
   fs.truncateSync(file, bytes);
   if (kind === 'file') return { spec: file, stop: async () => fs.rmSync(file, { force: true }) };
+  fs.rmSync(`${file}.sock`, { force: true }); // left by an interrupted run in the same directory
   const server: Server = await serveNbdkit('disk model', `${file}.sock`,
     ['file', file, `wdelay=${DISK_WRITE_DELAY}`, `rate=${DISK_RATE_BITS}`], ['noparallel', 'delay', 'rate']);
   return { spec: server.uri, stop: async () => { await server.stop(); fs.rmSync(file, { force: true }); } };
@@ -112,26 +130,46 @@ async function sequentialRun(kind: 'file' | 'disk'): Promise<number> {
   }
 }
 
-function share(run: FlushResult, sequential: number): string {
-  return `${run.seconds.toFixed(2)} s, ${run.mibps.toFixed(0)} MiB/s = ${((100 * run.mibps) / sequential).toFixed(0)}% of sequential`;
+function range(low: number, high: number): string {
+  return repeats > 1 ? ` (${repeats} runs: ${low.toFixed(0)}–${high.toFixed(0)})` : '';
+}
+
+interface Measured { result: FlushResult; low: number; high: number }
+
+function share(run: Measured, sequential: number): string {
+  return `${run.result.seconds.toFixed(2)} s, ${run.result.mibps.toFixed(0)} MiB/s${range(run.low, run.high)} = ${((100 * run.result.mibps) / sequential).toFixed(0)}% of sequential`;
 }
 
 async function main(): Promise<void> {
   fs.mkdirSync(directory, { recursive: true });
-  const sequential = await sequentialRun('file');
-  const dense = await flushRun('file', 'dense');
-  const sparse = await flushRun('file', 'sparse');
-  const diskSequential = await sequentialRun('disk');
-  const diskDense = await flushRun('disk', 'dense');
-  const lines = [
-    `file origin, sequential write (4 MiB writes + fdatasync, ${cacheMiB} MiB): ${sequential.toFixed(0)} MiB/s`,
-    `  flush, dense random-order dirty data (${dense.dirtyMiB.toFixed(0)} MiB): ${share(dense, sequential)}`,
-    `  flush, sparse (every other block) dirty data (${sparse.dirtyMiB.toFixed(0)} MiB): ${share(sparse, sequential)}`,
-    `disk-model origin (nbdkit noparallel, wdelay=${DISK_WRITE_DELAY}, rate=${DISK_RATE_BITS} bit/s), sequential write: ${diskSequential.toFixed(0)} MiB/s`,
-    `  flush, dense random-order dirty data (${diskDense.dirtyMiB.toFixed(0)} MiB): ${share(diskDense, diskSequential)}`,
-  ];
+  const lines: string[] = [];
+  const json: Record<string, unknown> = { directory, cacheMiB, repeats };
+  const flushMedian = (kind: 'file' | 'disk', variant: 'dense' | 'sparse') => median(() => flushRun(kind, variant), (run) => run.mibps);
+  const sequentialMedian = (kind: 'file' | 'disk') => median(() => sequentialRun(kind), (mibps) => mibps);
+  if (cases.has('file-dense') || cases.has('file-sparse')) {
+    const sequential = await sequentialMedian('file');
+    json.sequentialMiBps = sequential.result;
+    lines.push(`file origin, sequential write (4 MiB writes + fdatasync, ${cacheMiB} MiB): ${sequential.result.toFixed(0)} MiB/s${range(sequential.low, sequential.high)}`);
+    if (cases.has('file-dense')) {
+      const dense = await flushMedian('file', 'dense');
+      json.dense = dense;
+      lines.push(`  flush, dense random-order dirty data (${dense.result.dirtyMiB.toFixed(0)} MiB): ${share(dense, sequential.result)}`);
+    }
+    if (cases.has('file-sparse')) {
+      const sparse = await flushMedian('file', 'sparse');
+      json.sparse = sparse;
+      lines.push(`  flush, sparse (every other block) dirty data (${sparse.result.dirtyMiB.toFixed(0)} MiB): ${share(sparse, sequential.result)}`);
+    }
+  }
+  if (cases.has('disk-dense')) {
+    const diskSequential = await sequentialMedian('disk');
+    const diskDense = await flushMedian('disk', 'dense');
+    Object.assign(json, { diskSequentialMiBps: diskSequential.result, diskDense });
+    lines.push(`disk-model origin (nbdkit noparallel, wdelay=${DISK_WRITE_DELAY}, rate=${DISK_RATE_BITS} bit/s), sequential write: ${diskSequential.result.toFixed(0)} MiB/s${range(diskSequential.low, diskSequential.high)}`);
+    lines.push(`  flush, dense random-order dirty data (${diskDense.result.dirtyMiB.toFixed(0)} MiB): ${share(diskDense, diskSequential.result)}`);
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`${JSON.stringify({ directory, cacheMiB, sequentialMiBps: sequential, dense, sparse, diskSequentialMiBps: diskSequential, diskDense })}\n`);
+  process.stdout.write(`${JSON.stringify(json)}\n`);
 }
 
 await main();

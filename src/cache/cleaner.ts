@@ -81,6 +81,8 @@ export class Cleaner {
   private agedSlots: number[] = [];
   private ageTimer: NodeJS.Timeout | undefined;
   private readonly sleepers = new Set<() => void>();
+  /** The batched-I/O workers have been started (noteDirty). */
+  private ioWarm = false;
 
   constructor(private readonly engine: CacheEngine, settings: Partial<CleanerSettings> = {}, readonly clock: Clock = () => performance.now()) {
     this.settings = {
@@ -136,8 +138,7 @@ export class Cleaner {
         for (let slot = first; slot < first + mapping.assoc; slot++) if (table.has(slot, DIRTY)) aged.push(slot);
       }
     }
-    aged.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
-    this.agedSlots = aged;
+    this.agedSlots = sortByOrigin(aged, table.originOf);
     if (aged.length > 0 && this.engine.inflight === 0) this.schedule();
   }
 
@@ -151,6 +152,12 @@ export class Cleaner {
 
   /** Called after writes: start a round if the dirty share is over the threshold. */
   noteDirty(): void {
+    // The cleaner reads dirty blocks through the batched-I/O workers: start them once there is
+    // dirty data to clean, not when the first round needs them (the start-up would stall it).
+    if (!this.ioWarm && this.engine.table.dirtyCount > 0) {
+      this.ioWarm = true;
+      pieceDeviceOf(this.engine.cacheDevice)?.warm?.();
+    }
     if (this.engine.table.dirtyCount > this.thresholdBlocks()) this.schedule();
   }
 
@@ -269,7 +276,7 @@ export class Cleaner {
     const table = this.engine.table;
     const slots: number[] = [];
     for (let slot = 0; slot < this.engine.mapping.cacheBlocks; slot++) if (this.candidate(slot)) slots.push(slot);
-    return slots.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
+    return sortByOrigin(slots, table.originOf);
   }
 
   /** Waits `ms` (unref'd), or less if stop(), a flush or a settings change wakes it. */
@@ -364,7 +371,7 @@ export class Cleaner {
   private async writeRound(slots: number[], background: boolean): Promise<{ reason: unknown } | undefined> {
     const engine = this.engine;
     const table = engine.table;
-    slots.sort((a, b) => table.originOf[a]! - table.originOf[b]!);
+    sortByOrigin(slots, table.originOf);
     const runs: number[][] = [];
     const runBlocksMax = Math.max(1, Math.floor(WRITEBACK_RUN_BYTES_MAX / engine.blockBytes));
     for (const slot of slots) {
@@ -554,6 +561,25 @@ export class Cleaner {
     engine.stats.writebacks += run.length;
     engine.stats.writebackBytes += length;
   }
+}
+
+/** Slots below this pack with a 32-bit origin block into one exact double (32 + 21 bits). */
+const PACKED_SLOTS_MAX = 2 ** 21;
+
+/**
+ * Sorts `slots` in place by origin block (ties by slot) and returns it. A flush
+ * sorts every dirty slot: when origins are 32-bit and slots fit in 21 bits, each
+ * pair is packed into one double and sorted natively (no comparator calls).
+ */
+export function sortByOrigin(slots: number[], originOf: Float64Array | Uint32Array): number[] {
+  if (!(originOf instanceof Uint32Array) || originOf.length > PACKED_SLOTS_MAX) {
+    return slots.sort((a, b) => originOf[a]! - originOf[b]! || a - b);
+  }
+  const keys = new Float64Array(slots.length);
+  for (let i = 0; i < slots.length; i++) keys[i] = originOf[slots[i]!]! * PACKED_SLOTS_MAX + slots[i]!;
+  keys.sort();
+  for (let i = 0; i < keys.length; i++) slots[i] = keys[i]! % PACKED_SLOTS_MAX;
+  return slots;
 }
 
 /** Shared state of one round's chunks. */

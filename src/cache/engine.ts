@@ -19,7 +19,6 @@
 import { BlockDevice, DeviceCapabilities, Extent, PinnedRead, WriteFlags, ZeroFlags, checkRange } from '../devices/block-device.js';
 import { MetadataStore, recordFlags } from '../metadata/metadata-store.js';
 import { CacheMode, Superblock } from '../format/superblock.js';
-import { MetadataRecord, RECORD_DIRTY } from '../format/record.js';
 import { AccessContext, NO_BLOCK, READ_ACCESS, ReplacementPolicy, WRITE_ACCESS } from '../policies/policy.js';
 import { BlockcacheError } from '../stdx/errors.js';
 import { assert } from '../stdx/assert.js';
@@ -1054,10 +1053,9 @@ export class CacheEngine implements BlockDevice {
     // Stage synchronously: records describe exactly the state at this instant.
     this.table.drainPending((slot) => {
       if (this.table.has(slot, RESERVED)) return; // data not written yet: its completion re-marks it
-      const record = this.recordOf(slot, sequence);
-      this.store.stage(slot, record);
+      const dirty = this.stageRecord(slot, sequence);
       staged.push(slot);
-      if ((record.flags & RECORD_DIRTY) !== 0) this.table.state[slot]! |= PERSISTED_DIRTY | DIRTY_ON_DISK;
+      if (dirty) this.table.state[slot]! |= PERSISTED_DIRTY | DIRTY_ON_DISK;
       else {
         this.table.state[slot]! &= ~PERSISTED_DIRTY;
         stagedClean.push(slot);
@@ -1106,17 +1104,14 @@ export class CacheEngine implements BlockDevice {
     this.stats.commits++;
   }
 
-  private recordOf(slot: number, sequence: number): MetadataRecord {
+  /** Stages the record of a slot's current state (no record object: a commit may stage a million); true if it says dirty. */
+  private stageRecord(slot: number, sequence: number): boolean {
     const state = this.table.state[slot]!;
     const valid = (state & VALID) !== 0;
     const dirty = valid && (state & DIRTY) !== 0;
     const hasCrc = valid && !dirty && (state & HAS_CRC) !== 0;
-    return {
-      originBlock: this.table.originOf[slot]!,
-      sequence,
-      dataCrc: hasCrc ? this.table.crcOf(slot) : 0,
-      flags: recordFlags(valid, dirty, hasCrc),
-    };
+    this.store.stageFields(slot, this.table.originOf[slot]!, sequence, hasCrc ? this.table.crcOf(slot) : 0, recordFlags(valid, dirty, hasCrc));
+    return dirty;
   }
 
   /** True while a commit (or a queued one) has not finished: staged records may not be durable yet. */

@@ -119,6 +119,11 @@ export class FileDevice implements BlockDevice, PieceDevice {
     await this.pieces(true, positions, lengths, memory, false);
   }
 
+  /** Starts the batched-I/O workers now (src/devices/scatter-io.ts). */
+  warm(): void {
+    scatterIo.warm();
+  }
+
   private async pieces(write: boolean, positions: Float64Array, lengths: Uint32Array, memory: SharedArrayBuffer, checksums: boolean): Promise<Uint32Array | undefined> {
     for (let i = 0; i < positions.length; i++) checkRange(this.sizeBytes, positions[i]!, lengths[i] ?? 0, write);
     try {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, decodeRecordInto, decodeRecordWords, encodeRecord, MetadataRecord, RECORD_DATA_CRC, RECORD_DIRTY, RECORD_VALID, RECORD_WORDS, RECORD_WORDS_NATIVE } from './record.js';
+import { decodeRecord, decodeRecordInto, decodeRecordWords, encodeRecord, encodeRecordWords, MetadataRecord, RECORD_DATA_CRC, RECORD_DIRTY, RECORD_VALID, RECORD_WORDS, RECORD_WORDS_NATIVE } from './record.js';
 import { RECORD_BYTES } from './layout.js';
 
 const SALT = 0x12345678;
@@ -55,4 +55,24 @@ test('the word decoder agrees with the byte decoder on valid, empty and damaged 
       assert.deepEqual(byWords, byBytes);
     }
   }
+});
+
+test('the word encoder writes the same bytes as the byte encoder', { skip: !RECORD_WORDS_NATIVE }, () => {
+  const byBytes = Buffer.alloc(RECORD_BYTES);
+  const byWords = Buffer.alloc(RECORD_BYTES);
+  const words = new Int32Array(byWords.buffer, byWords.byteOffset, RECORD_WORDS);
+  const cases: [MetadataRecord, number][] = [
+    [{ originBlock: 0, sequence: 0, dataCrc: 0, flags: RECORD_VALID }, 0],
+    [{ originBlock: 2 ** 32 - 1, sequence: 2 ** 31, dataCrc: 0xffffffff, flags: RECORD_VALID | RECORD_DATA_CRC }, 2 ** 32 - 1],
+    [{ originBlock: 2 ** 40 + 7, sequence: 2 ** 45 + 3, dataCrc: 0x80000001, flags: RECORD_VALID | RECORD_DIRTY }, 123_456],
+  ];
+  for (const [record, slot] of cases) {
+    encodeRecord(record, slot, SALT, byBytes, 0);
+    encodeRecordWords(words, 0, slot, SALT, record.originBlock, record.sequence, record.dataCrc, record.flags);
+    assert.deepEqual(byWords, byBytes, JSON.stringify(record));
+    const decoded: MetadataRecord = { originBlock: -1, sequence: -1, dataCrc: -1, flags: -1 };
+    assert.equal(decodeRecordWords(words, 0, slot, SALT, decoded), 1);
+    assert.deepEqual(decoded, record);
+  }
+  assert.throws(() => encodeRecordWords(words, 0, 3, SALT, 5, 1, 0, RECORD_DIRTY), /dirty implies valid/);
 });

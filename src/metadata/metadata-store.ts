@@ -16,7 +16,7 @@ import {
   METADATA_PAGE_BYTES, RECORD_BYTES, RECORDS_PER_PAGE, SUPERBLOCK_BYTES, SUPERBLOCK_COPIES, superblockOffset, metadataBytesFor, Layout,
 } from '../format/layout.js';
 import {
-  MetadataRecord, RecordStatus, corruptReason, decodeRecordInto, decodeRecordWords, encodeRecord, recordSalt,
+  MetadataRecord, RecordStatus, corruptReason, decodeRecordInto, decodeRecordWords, encodeRecord, encodeRecordWords, recordSalt,
   RECORD_DIRTY, RECORD_VALID, RECORD_DATA_CRC, RECORD_WORDS, RECORD_WORDS_NATIVE,
 } from '../format/record.js';
 import { Superblock, chooseSuperblock, encodeSuperblock } from '../format/superblock.js';
@@ -109,6 +109,8 @@ export interface ScanOptions {
 
 export class MetadataStore {
   private readonly mirror: Buffer;
+  /** The mirror as 32-bit words, when records can be encoded through them (RECORD_WORDS_NATIVE). */
+  private readonly mirrorWords: Int32Array | undefined;
   private readonly dirtyPages = new Set<number>();
   private readonly salt: number;
   private superblockValue: Superblock;
@@ -119,6 +121,7 @@ export class MetadataStore {
     this.superblockValue = superblock;
     this.salt = recordSalt(superblock.uuid);
     this.mirror = Buffer.alloc(metadataBytesFor(superblock.cacheBlocks));
+    this.mirrorWords = RECORD_WORDS_NATIVE ? new Int32Array(this.mirror.buffer, this.mirror.byteOffset, this.mirror.length >>> 2) : undefined;
     assert(superblock.metadataOffsetBytes + this.mirror.length <= superblock.dataOffsetBytes, 'metadata region overlaps the data');
   }
 
@@ -198,6 +201,14 @@ export class MetadataStore {
     this.dirtyPages.add(Math.floor(cacheBlock / RECORDS_PER_PAGE));
   }
 
+  /** Stages a record given by its fields (as `stage`, without a record object: the commit path). */
+  stageFields(cacheBlock: number, originBlock: number, sequence: number, dataCrc: number, flags: number): void {
+    this.checkBlock(cacheBlock);
+    if (this.mirrorWords) encodeRecordWords(this.mirrorWords, cacheBlock * RECORD_WORDS, cacheBlock, this.salt, originBlock, sequence, dataCrc, flags);
+    else encodeRecord({ originBlock, sequence, dataCrc, flags }, cacheBlock, this.salt, this.mirror, cacheBlock * RECORD_BYTES);
+    this.dirtyPages.add(Math.floor(cacheBlock / RECORDS_PER_PAGE));
+  }
+
   /** Stages an all-zero (empty) record. */
   stageEmpty(cacheBlock: number): void {
     this.checkBlock(cacheBlock);
@@ -206,7 +217,7 @@ export class MetadataStore {
   }
 
   private checkBlock(cacheBlock: number): void {
-    assert(Number.isInteger(cacheBlock) && cacheBlock >= 0 && cacheBlock < this.superblockValue.cacheBlocks, 'staging a record outside the cache');
+    if (!(Number.isInteger(cacheBlock) && cacheBlock >= 0 && cacheBlock < this.superblockValue.cacheBlocks)) assert(false, `staging a record outside the cache: ${cacheBlock}`);
   }
 
   get stagedPages(): number {
