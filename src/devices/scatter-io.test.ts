@@ -161,3 +161,28 @@ test('jobs spread over the workers; a stopped pool fails its jobs and starts aga
     fs.closeSync(fd);
   }
 });
+
+test('warmed workers, idle or after a job, never keep the process alive', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const module = new URL('./scatter-io.js', import.meta.url).href;
+  const file = path.join(directory, 'warm.img');
+  fs.writeFileSync(file, Buffer.alloc(8192, 1));
+  const script = `
+    import * as fs from 'node:fs';
+    import { scatterIo } from ${JSON.stringify(module)};
+    scatterIo.warm();
+    if (process.argv[2] === 'job') {
+      const fd = fs.openSync(${JSON.stringify(file)}, 'r');
+      await scatterIo.run(false, fd, new Float64Array([4096]), new Uint32Array([4096]), scatterIo.memory(4096));
+    }
+    process.stdout.write('done');`;
+  // A script file, not --eval: workers inherit the parent's execArgv.
+  const scriptFile = path.join(directory, 'warm.mjs');
+  fs.writeFileSync(scriptFile, script);
+  for (const variant of ['idle', 'job']) {
+    const child = spawnSync(process.execPath, [scriptFile, variant], { timeout: 20_000, encoding: 'utf8' });
+    assert.equal(child.error, undefined, `${variant}: the process did not exit by itself (${child.error?.message})`);
+    assert.equal(child.status, 0, `${variant}: ${child.stderr}`);
+    assert.equal(child.stdout, 'done');
+  }
+});

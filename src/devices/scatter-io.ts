@@ -121,7 +121,6 @@ export class ScatterIo {
   private start(): WorkerSlot {
     const worker = new Worker(new URL('./scatter-io-worker.js', import.meta.url));
     const slot: WorkerSlot = { worker, running: new Map(), dead: false };
-    worker.unref();
     worker.on('message', (reply: ScatterReply) => {
       const running = slot.running.get(reply.id);
       if (!running) return;
@@ -137,6 +136,9 @@ export class ScatterIo {
     };
     worker.on('error', die);
     worker.on('exit', (code) => die(new Error(`exited with code ${code}`)));
+    // Only after the listeners: adding a 'message' listener refs the worker again, and a
+    // warmed worker that never gets a job would then keep the process alive forever.
+    worker.unref();
     this.slots.push(slot);
     return slot;
   }
