@@ -32,22 +32,25 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       only: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' }, warmup: { type: 'string' },
-      'no-record': { type: 'boolean' }, keep: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, pattern: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'no-record': { type: 'boolean' }, keep: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, pattern: { type: 'string' }, repeat: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--only hot,ram,slow,open] [--runtime S (10)] [--ramp S (2)] [--warmup S (20)] [--no-record] [--keep] [--cpu-prof DIR] [--pattern LABEL-SUBSTRING]\n');
+    process.stdout.write('usage: npm run bench -- [--only hot,ram,slow,open] [--runtime S (10)] [--ramp S (2)] [--warmup S (20)] [--no-record] [--keep] [--cpu-prof DIR] [--pattern LABEL-SUBSTRING] [--repeat N (1): hot-path rounds per pattern, medians reported]\n');
     return 0;
   }
   const names = values.only !== undefined ? values.only.split(',').map((name) => name.trim()) : Object.keys(SCENARIOS);
   const unknown = names.filter((name) => !(name in SCENARIOS));
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; choose from ${Object.keys(SCENARIOS).join(', ')}`);
+  const repeat = Number(values.repeat ?? 1);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new Error(`--repeat must be an integer from 1 to 20, not ${values.repeat}`);
   const workspace = createWorkspace(values.keep ?? false);
   const context: BenchContext = {
     workspace,
     runtimeSeconds: Number(values.runtime ?? 10),
     rampSeconds: Number(values.ramp ?? 2),
     warmupSeconds: Number(values.warmup ?? 20),
+    repeat,
     patternFilter: values.pattern,
     nodeFlags: values['cpu-prof'] !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : [],
     log: (line) => process.stderr.write(`bench: ${line}\n`),

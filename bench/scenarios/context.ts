@@ -9,6 +9,11 @@ export interface BenchContext {
   readonly rampSeconds: number;
   /** Unmeasured warm-up seconds before each slow-origin measurement. */
   readonly warmupSeconds: number;
+  /**
+   * Hot path: rounds per pattern, each running blockcache then the peer; the
+   * table shows each side's median round and every round's IOPS ratio.
+   */
+  readonly repeat: number;
   /** Hot path: run only the patterns whose label contains this (profiling). */
   readonly patternFilter?: string;
   /** Extra node flags for `blockcache serve` (e.g. --cpu-prof). */

@@ -32,9 +32,12 @@ function patterns(context: BenchContext): FioPattern[] {
 
 export interface HotRow {
   readonly label: string;
+  /** With several rounds: each side's median round (by IOPS). */
   readonly blockcache: FioResult;
   readonly peer: FioResult;
   readonly hit: string;
+  /** IOPS ratio of every round, in order. */
+  readonly roundRatios: readonly number[];
 }
 
 /** Which tier serves the hot data. */
@@ -75,46 +78,65 @@ async function hotPathOn(context: BenchContext, tier: HotTier): Promise<Scenario
     const fill: FioPattern = { label: '1M seqread QD8, cold (miss path, fills the cache)', rw: 'read', blockBytes: 1 * MiB, depth: 8,
       sizeBytes: WORKING_SET_BYTES, rampSeconds: 0, runtimeSeconds: 0, once: true };
     const rows: HotRow[] = [];
-    rows.push(await measure(context, fill, blockcache, peer));
+    rows.push(await measure(context, fill, blockcache, peer, 1));
     const warm = cacheStatus(blockcache.control!);
     log(`hot path: warmed, ${warm.validBlocks} of ${WORKING_SET_BYTES / BLOCK_BYTES} working-set blocks cached, ${warm.ramBlocks} in RAM, ${warm.evictions} evictions`);
     const selected = patterns(context).filter((pattern) => context.patternFilter === undefined || pattern.label.includes(context.patternFilter));
-    for (const pattern of selected) rows.push(await measure(context, pattern, blockcache, peer));
+    for (const pattern of selected) rows.push(await measure(context, pattern, blockcache, peer, context.repeat));
     return { ...tables(context, tier, rows, cacheBlocks), rows };
   } finally {
     for (const server of servers.reverse()) await server.stop();
   }
 }
 
-async function measure(context: BenchContext, pattern: FioPattern, blockcache: Server, peer: Server): Promise<HotRow> {
-  context.log(`hot path: ${pattern.label}`);
+/** The median result by IOPS (the lower middle one of an even count). */
+function medianByIops(results: FioResult[]): FioResult {
+  return [...results].sort((a, b) => a.iops - b.iops)[Math.floor((results.length - 1) / 2)]!;
+}
+
+/**
+ * Runs `pattern` against blockcache then the peer, `rounds` times in turn, so a
+ * change in the machine's load hits both sides alike.
+ */
+async function measure(context: BenchContext, pattern: FioPattern, blockcache: Server, peer: Server, rounds: number): Promise<HotRow> {
+  const ours: FioResult[] = [];
+  const theirs: FioResult[] = [];
   const before = cacheStatus(blockcache.control!);
-  const ours = await runFio(blockcache.uri, pattern);
+  for (let round = 1; round <= rounds; round++) {
+    context.log(`hot path: ${pattern.label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+    ours.push(await runFio(blockcache.uri, pattern));
+    theirs.push(await runFio(peer.uri, pattern));
+  }
   const after = cacheStatus(blockcache.control!);
-  const theirs = await runFio(peer.uri, pattern);
   const hits = hitRatio(before, after);
   const hit = [Number.isFinite(hits.read) ? `r ${percent(hits.read)}` : '', Number.isFinite(hits.write) ? `w ${percent(hits.write)}` : '']
     .filter((part) => part !== '').join(', ');
-  return { label: pattern.label, blockcache: ours, peer: theirs, hit };
+  const roundRatios = ours.map((result, i) => result.iops / theirs[i]!.iops);
+  return { label: pattern.label, blockcache: medianByIops(ours), peer: medianByIops(theirs), hit, roundRatios };
 }
 
 const HEADER = ['pattern', 'bc IOPS', 'peer IOPS', 'IOPS ratio', 'bc MiB/s', 'peer MiB/s', 'bc p50 µs', 'peer p50 µs',
   'bc p99 µs', 'peer p99 µs', 'p99 ratio', 'bc hit ratio'];
 
 function tables(context: BenchContext, tier: HotTier, rows: readonly HotRow[], cacheBlocks: number): ScenarioResult {
+  const rounds = context.repeat > 1;
+  const header = rounds ? [...HEADER, 'IOPS ratio per round'] : HEADER;
   const cells: Cell[][] = rows.map((row) => [
     row.label, row.blockcache.iops, row.peer.iops, ratio(row.blockcache.iops, row.peer.iops),
     row.blockcache.mibPerSecond, row.peer.mibPerSecond, row.blockcache.p50Us, row.peer.p50Us,
     row.blockcache.p99Us, row.peer.p99Us, ratio(row.blockcache.p99Us, row.peer.p99Us), row.hit,
+    ...(rounds ? [row.roundRatios.map((value) => value.toFixed(2)).join(' · ')] : []),
   ]);
   const setup = `Working set ${formatSize(WORKING_SET_BYTES)} of random data; blockcache writeback, 4 KiB blocks, ` +
     `${cacheBlocks} cache blocks (${formatSize(cacheBlocks * BLOCK_BYTES)}), default assoc and policy, \`--ram-cache ${tier.ramCache}\`; ` +
     `peer \`nbdkit file\` on a copy. ` +
     `fio --ioengine=nbd, one connection, ${context.rampSeconds} s ramp + ${context.runtimeSeconds} s per pattern ` +
-    `(the cold fill runs once over the working set). IOPS ratio = blockcache / peer (≥ 1 is better); ` +
+    `(the cold fill runs once over the working set)` +
+    (rounds ? `; every other pattern ran ${context.repeat} rounds of blockcache then peer, and the table shows each side's median round` : '') +
+    `. IOPS ratio = blockcache / peer (≥ 1 is better); ` +
     `p99 ratio = blockcache / peer (≤ 1 is better). Hit ratio: block hits / block lookups during that pattern.`;
   return {
-    markdown: `## ${tier.title}\n\n${setup}\n\n${markdownTable(HEADER, cells)}\n`,
-    text: `${tier.title}\n${textTable(HEADER, cells)}\n`,
+    markdown: `## ${tier.title}\n\n${setup}\n\n${markdownTable(header, cells)}\n`,
+    text: `${tier.title}\n${textTable(header, cells)}\n`,
   };
 }
