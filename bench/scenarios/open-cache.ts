@@ -50,8 +50,11 @@ export async function openCache(context: BenchContext): Promise<ScenarioResult> 
   sparseFile(origin, CACHE_BLOCKS * BLOCK_BYTES);
   const cache = workspace.file('open-cache.img');
   createCache(cache, origin, { cacheBlocks: CACHE_BLOCKS, mode: 'writeback' });
+  // Its own origin: its writeback changes the origin, which the big cache would rightly refuse.
+  const smallOrigin = workspace.file('open-small-origin.img');
+  sparseFile(smallOrigin, CACHE_BLOCKS * BLOCK_BYTES);
   const small = workspace.file('open-small-cache.img');
-  createCache(small, origin, { cacheBlocks: SMALL_CACHE_BLOCKS, mode: 'writeback' });
+  createCache(small, smallOrigin, { cacheBlocks: SMALL_CACHE_BLOCKS, mode: 'writeback' });
 
   log('open: an empty one-million-block cache');
   const empty = await openOnce(context, cache, 'open-empty.sock');
