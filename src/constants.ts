@@ -112,6 +112,15 @@ export const RAM_BACKGROUND_PERCENT = 25;
 export const RAM_DIRTY_EXPIRE_MS = 5000;
 /** Pages the RAM writer pushes down at once. */
 export const RAM_PUSH_INFLIGHT_MAX = 32;
+/**
+ * Clients count as active if they made a request within this long: the RAM writer then leaves
+ * pages over the background mark in RAM (writes keep completing there, up to RAM_DIRTY_PERCENT)
+ * and pushes only expired pages, RAM_PUSH_BUSY_INFLIGHT at a time. Pushes run on the event loop
+ * that serves clients; the kernel's flusher threads have their own CPUs.
+ */
+export const RAM_CLIENTS_IDLE_MS = 20;
+/** Expired pages pushed down at once while clients are active. */
+export const RAM_PUSH_BUSY_INFLIGHT = 4;
 /** After a failed push, background pushing pauses this long (flushes still push and report the error). */
 export const RAM_PUSH_RETRY_MS = 1000;
 

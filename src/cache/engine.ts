@@ -168,6 +168,7 @@ export class CacheEngine implements BlockDevice {
     this.ramWriter = new RamWriter({
       get ram() { return engine.ram; },
       pushRamBlock: (originBlock) => this.pushRamBlock(originBlock),
+      clientRequests: () => this.stats.reads + this.stats.writes,
       log: this.log,
     }, parts.clock ?? (() => performance.now()));
     const interval = parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT;

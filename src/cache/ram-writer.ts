@@ -3,13 +3,19 @@
 //
 // Background pushing starts when dirty pages exceed RAM_BACKGROUND_PERCENT of
 // the tier or the oldest has been dirty for RAM_DIRTY_EXPIRE_MS, and keeps at
-// most RAM_PUSH_INFLIGHT_MAX pushes in flight. `pushAll()` (FLUSH, detach, mode
+// most RAM_PUSH_INFLIGHT_MAX pushes in flight. Foreground first: while clients
+// are active (a request within RAM_CLIENTS_IDLE_MS), only expired pages are
+// pushed, RAM_PUSH_BUSY_INFLIGHT at a time; pages merely over the background
+// mark wait for a pause (writes go on completing into RAM up to the dirty cap,
+// beyond which they go straight below, so dirty RAM stays bounded). `pushAll()` (FLUSH, detach, mode
 // switches, close) pushes every page dirty when it was called and fails if any
 // push fails. A push goes through the engine's ordinary write path under the
 // block's exclusive lock (CacheEngine.pushRamBlock), so the SSD tier's own
 // rules (dirty records, commits, no-room fallbacks) apply unchanged.
 // Concurrency: single-threaded; the timer is unref'd and stop() clears it.
-import { RAM_BACKGROUND_PERCENT, RAM_DIRTY_EXPIRE_MS, RAM_PUSH_INFLIGHT_MAX, RAM_PUSH_RETRY_MS } from '../constants.js';
+import {
+  RAM_BACKGROUND_PERCENT, RAM_CLIENTS_IDLE_MS, RAM_DIRTY_EXPIRE_MS, RAM_PUSH_BUSY_INFLIGHT, RAM_PUSH_INFLIGHT_MAX, RAM_PUSH_RETRY_MS,
+} from '../constants.js';
 import type { Clock } from './cleaner.js';
 import type { RamTier } from './ram-tier.js';
 
@@ -17,6 +23,8 @@ export interface RamPushTarget {
   readonly ram: RamTier | null;
   /** Pushes one block's dirty page down (no-op if it is no longer dirty). */
   pushRamBlock(originBlock: number): Promise<void>;
+  /** Client requests served so far (any count that grows with every request; pushes must not add to it). */
+  clientRequests(): number;
   readonly log: (line: string) => void;
 }
 
@@ -27,6 +35,9 @@ export class RamWriter {
   private stopped = false;
   private failedAtMs = Number.NEGATIVE_INFINITY;
   private idleWaiters: Array<() => void> = [];
+  /** clientRequests() when last looked at, and when it was last seen to change. */
+  private requestsSeen = -1;
+  private requestsChangedMs = Number.NEGATIVE_INFINITY;
   /** Pages pushed down so far (background and flushes). */
   pushed = 0;
 
@@ -76,17 +87,34 @@ export class RamWriter {
       return;
     }
     const backgroundPages = Math.floor((ram.pages * RAM_BACKGROUND_PERCENT) / 100);
-    while (this.pushing.size < RAM_PUSH_INFLIGHT_MAX && ram.dirtyCount > this.pushing.size) {
+    const busy = this.clientsActive(now);
+    while (ram.dirtyCount > this.pushing.size) {
       const oldest = ram.oldestDirtySince();
-      const due = ram.dirtyCount > backgroundPages || now - oldest >= RAM_DIRTY_EXPIRE_MS;
-      if (!due) {
+      const expired = now - oldest >= RAM_DIRTY_EXPIRE_MS;
+      if (!expired && ram.dirtyCount <= backgroundPages) {
         this.arm(oldest + RAM_DIRTY_EXPIRE_MS);
+        return;
+      }
+      const limit = !busy ? RAM_PUSH_INFLIGHT_MAX : expired ? RAM_PUSH_BUSY_INFLIGHT : 0;
+      if (this.pushing.size >= limit) {
+        // Look again when clients may have paused (or the oldest page expires).
+        if (busy) this.arm(Math.min(this.requestsChangedMs + RAM_CLIENTS_IDLE_MS, expired ? Number.POSITIVE_INFINITY : oldest + RAM_DIRTY_EXPIRE_MS));
         return;
       }
       const block = ram.oldestDirtyExcept(this.pushing);
       if (block < 0) return;
       this.start(block);
     }
+  }
+
+  /** True if clients made a request within RAM_CLIENTS_IDLE_MS (as far as this writer has seen). */
+  private clientsActive(now: number): boolean {
+    const requests = this.target.clientRequests();
+    if (requests !== this.requestsSeen) {
+      this.requestsSeen = requests;
+      this.requestsChangedMs = now;
+    }
+    return now - this.requestsChangedMs < RAM_CLIENTS_IDLE_MS;
   }
 
   private start(block: number): void {
