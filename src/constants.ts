@@ -31,6 +31,8 @@ export const SCATTER_IO_MEMORY_KEEP = 4;
  * more than the thread-pool round trips it saves.
  */
 export const SCATTER_IO_PIECES_MIN = 16;
+/** Most buffers in one vectored read or write (Linux's IOV_MAX: a preadv/pwritev takes no more). */
+export const VECTORED_BUFFERS_MAX = 1024;
 /** Pieces larger than this are written through the thread pool (one system call each already; no copy). */
 export const SCATTER_IO_PIECE_BYTES_MAX = 64 * KiB;
 

@@ -69,6 +69,13 @@ export interface BlockDevice {
    */
   writeNow?(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean;
   write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void>;
+  /**
+   * Vectored I/O: reads into (writes from) `buffers` in order, as one range of
+   * their total length starting at `offsetBytes` (preadv/pwritev: no copy into
+   * one buffer). Optional; at most VECTORED_BUFFERS_MAX buffers.
+   */
+  readv?(targets: readonly Buffer[], offsetBytes: number): Promise<void>;
+  writev?(sources: readonly Buffer[], offsetBytes: number): Promise<void>;
   flush(): Promise<void>;
   /** A hint: the range may read back as anything written before, or zero. */
   trim(offsetBytes: number, lengthBytes: number, flags?: WriteFlags): Promise<void>;

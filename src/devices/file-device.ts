@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { BlockDevice, DeviceCapabilities, WriteFlags, ZeroFlags, checkRange } from './block-device.js';
 import { BlockcacheError, fromSystemError } from '../stdx/errors.js';
-import { MiB } from '../constants.js';
+import { MiB, VECTORED_BUFFERS_MAX } from '../constants.js';
+import { assert } from '../stdx/assert.js';
 import { PieceDevice, ScatterIoError, scatterIo } from './scatter-io.js';
 
 /** Zero buffers are written in pieces of this size when zeroing cannot be done natively. */
@@ -27,6 +28,38 @@ function writeAt(fd: number, source: Buffer, sourceOffset: number, length: numbe
   return new Promise((resolve, reject) => {
     fs.write(fd, source, sourceOffset, length, position, (error, bytes) => (error ? reject(error) : resolve(bytes)));
   });
+}
+
+function readvAt(fd: number, targets: readonly Buffer[], position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.readv(fd, targets, position, (error, bytes) => (error ? reject(error) : resolve(bytes)));
+  });
+}
+
+function writevAt(fd: number, sources: readonly Buffer[], position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.writev(fd, sources, position, (error, bytes) => (error ? reject(error) : resolve(bytes)));
+  });
+}
+
+/** The buffers left after the first `done` bytes of `buffers` (a short vectored transfer). */
+export function remainingAfter(buffers: readonly Buffer[], done: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = done;
+  for (const buffer of buffers) {
+    if (skip >= buffer.length) skip -= buffer.length;
+    else {
+      rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+      skip = 0;
+    }
+  }
+  return rest;
+}
+
+function totalLength(buffers: readonly Buffer[]): number {
+  let bytes = 0;
+  for (const buffer of buffers) bytes += buffer.length;
+  return bytes;
 }
 
 function fdatasync(fd: number): Promise<void> {
@@ -93,6 +126,39 @@ export class FileDevice implements BlockDevice, PieceDevice {
       }
     } catch (error) {
       throw fromSystemError(error, `read ${this.name} at ${offsetBytes + done}`);
+    }
+  }
+
+  /** preadv into `targets` (BlockDevice.readv); past the end of a file reads as zeroes, like read(). */
+  async readv(targets: readonly Buffer[], offsetBytes: number): Promise<void> {
+    assert(targets.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored read');
+    const length = totalLength(targets);
+    checkRange(this.sizeBytes, offsetBytes, length, false);
+    let done = 0;
+    try {
+      while (done < length) {
+        const bytes = await readvAt(this.fd, done === 0 ? targets : remainingAfter(targets, done), offsetBytes + done);
+        if (bytes === 0) {
+          for (const rest of remainingAfter(targets, done)) rest.fill(0);
+          break;
+        }
+        done += bytes;
+      }
+    } catch (error) {
+      throw fromSystemError(error, `read ${this.name} at ${offsetBytes + done}`);
+    }
+  }
+
+  /** pwritev from `sources` (BlockDevice.writev). */
+  async writev(sources: readonly Buffer[], offsetBytes: number): Promise<void> {
+    assert(sources.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored write');
+    const length = totalLength(sources);
+    checkRange(this.sizeBytes, offsetBytes, length, true);
+    let done = 0;
+    try {
+      while (done < length) done += await writevAt(this.fd, done === 0 ? sources : remainingAfter(sources, done), offsetBytes + done);
+    } catch (error) {
+      throw fromSystemError(error, `write ${this.name} at ${offsetBytes + done}`);
     }
   }
 

@@ -2,7 +2,9 @@
 // writes) issued in the same event-loop turn into single device operations.
 //
 // Why: the engine works block by block, so a 1 MiB request becomes 256 4 KiB
-// device calls, each a thread-pool round trip. Blocks of a sequential burst sit
+// device calls, each a thread-pool round trip. A merged operation goes to the
+// device as one vectored call (preadv/pwritev of the callers' own buffers) when
+// it has readv/writev, else through one temporary buffer (a copy each way). Blocks of a sequential burst sit
 // in consecutive slots, so most of those calls touch adjacent ranges and can be
 // one call. Semantics are unchanged: each caller's promise settles when the
 // merged operation does, with its error; FUA writes and large operations pass
@@ -17,7 +19,7 @@
 // Concurrency: callers never issue overlapping operations at once (the engine's
 // block locks), so merging cannot reorder conflicting operations.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
-import { MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX } from '../constants.js';
+import { MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX, VECTORED_BUFFERS_MAX } from '../constants.js';
 import { PieceDevice, scatterIo } from '../devices/scatter-io.js';
 import { TimedDevice } from './timed-device.js';
 
@@ -167,6 +169,12 @@ export class CoalescingDevice implements BlockDevice {
         else item.reject(error);
       }
     };
+    // Vectored I/O straight into (from) the callers' buffers when the device has it: no merged copy.
+    const vectored = group.length <= VECTORED_BUFFERS_MAX && (isRead ? this.inner.readv : this.inner.writev);
+    if (vectored) {
+      vectored.call(this.inner, group.map((item) => item.buffer), head.offsetBytes).then(() => settle(), settle);
+      return;
+    }
     if (isRead) {
       const merged = Buffer.allocUnsafe(bytes);
       this.inner.read(merged, head.offsetBytes).then(() => {

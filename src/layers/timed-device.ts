@@ -39,6 +39,8 @@ export class TimedDevice implements BlockDevice {
   readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
   readonly readPinned?: (offsetBytes: number, lengthBytes: number) => PinnedRead | null;
   readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
+  readonly readv?: (targets: readonly Buffer[], offsetBytes: number) => Promise<void>;
+  readonly writev?: (sources: readonly Buffer[], offsetBytes: number) => Promise<void>;
   readonly cache?: (offsetBytes: number, lengthBytes: number) => Promise<void>;
   readonly blockStatus?: (offsetBytes: number, lengthBytes: number) => Promise<Extent[]>;
 
@@ -75,6 +77,8 @@ export class TimedDevice implements BlockDevice {
         return true;
       };
     }
+    if (inner.readv) this.readv = (targets, offsetBytes) => this.timed(READ, now(), inner.readv!(targets, offsetBytes));
+    if (inner.writev) this.writev = (sources, offsetBytes) => this.timed(WRITE, now(), inner.writev!(sources, offsetBytes));
     if (inner.cache) this.cache = (offsetBytes, lengthBytes) => this.timed(DeviceOp.cache, now(), inner.cache!(offsetBytes, lengthBytes));
     if (inner.blockStatus) this.blockStatus = (offsetBytes, lengthBytes) => this.timed(DeviceOp.block_status, now(), inner.blockStatus!(offsetBytes, lengthBytes));
   }

@@ -1,0 +1,92 @@
+// Vectored I/O (FileDevice.readv / writev) and the coalescing layer's use of it:
+// merged adjacent operations reach the file as one preadv/pwritev of the callers'
+// own buffers, with the same bytes as separate reads and writes.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FileDevice, remainingAfter } from './file-device.js';
+import { CoalescingDevice } from '../layers/coalescing-device.js';
+import { BlockDevice } from './block-device.js';
+import { BlockcacheError } from '../stdx/errors.js';
+
+const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-vectored-'));
+after(() => fs.rmSync(directory, { recursive: true, force: true }));
+
+function pattern(length: number, seed: number): Buffer {
+  const data = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) data[i] = (i * 31 + seed * 7) & 0xff;
+  return data;
+}
+
+test('remainingAfter skips whole and partial buffers of a short transfer', () => {
+  const buffers = [Buffer.alloc(3, 1), Buffer.alloc(5, 2), Buffer.alloc(2, 3)];
+  assert.deepEqual(remainingAfter(buffers, 0).map((b) => b.length), [3, 5, 2]);
+  assert.deepEqual(remainingAfter(buffers, 3).map((b) => b.length), [5, 2]);
+  const rest = remainingAfter(buffers, 4);
+  assert.deepEqual(rest.map((b) => b.length), [4, 2]);
+  assert.equal(rest[0]!.buffer, buffers[1]!.buffer, 'a view, not a copy');
+  assert.deepEqual(remainingAfter(buffers, 10), []);
+});
+
+test('FileDevice writev/readv move exactly the bytes of plain writes and reads; ranges are checked', async () => {
+  const file = path.join(directory, 'v.img');
+  const device = await FileDevice.open(file, { createSizeBytes: 1024 * 1024 });
+  try {
+    const sources = [pattern(4096, 1), pattern(100, 2), pattern(8192, 3), pattern(1, 4)];
+    const total = sources.reduce((sum, b) => sum + b.length, 0);
+    await device.writev(sources, 12_345);
+    const plain = Buffer.alloc(total);
+    await device.read(plain, 12_345);
+    assert.ok(plain.equals(Buffer.concat(sources)));
+    const targets = [Buffer.alloc(7), Buffer.alloc(4000), Buffer.alloc(total - 4007)];
+    await device.readv(targets, 12_345);
+    assert.ok(Buffer.concat(targets).equals(plain));
+    await assert.rejects(device.readv([Buffer.alloc(4096), Buffer.alloc(4096)], 1024 * 1024 - 4096), BlockcacheError);
+    await assert.rejects(device.writev([Buffer.alloc(4096), Buffer.alloc(4096)], 1024 * 1024 - 4096), BlockcacheError);
+  } finally {
+    await device.close();
+  }
+});
+
+/** Counts the vectored calls that reach a FileDevice. */
+class Counting implements BlockDevice {
+  readvCalls = 0;
+  writevCalls = 0;
+  plain = 0;
+  constructor(private readonly inner: FileDevice) {}
+  get name() { return this.inner.name; }
+  get sizeBytes() { return this.inner.sizeBytes; }
+  get capabilities() { return this.inner.capabilities; }
+  read(target: Buffer, offsetBytes: number) { this.plain++; return this.inner.read(target, offsetBytes); }
+  write(source: Buffer, offsetBytes: number) { this.plain++; return this.inner.write(source, offsetBytes); }
+  readv(targets: readonly Buffer[], offsetBytes: number) { this.readvCalls++; return this.inner.readv(targets, offsetBytes); }
+  writev(sources: readonly Buffer[], offsetBytes: number) { this.writevCalls++; return this.inner.writev(sources, offsetBytes); }
+  flush() { return this.inner.flush(); }
+  trim(offsetBytes: number, lengthBytes: number) { return this.inner.trim(offsetBytes, lengthBytes); }
+  writeZeroes(offsetBytes: number, lengthBytes: number) { return this.inner.writeZeroes(offsetBytes, lengthBytes); }
+  close() { return this.inner.close(); }
+}
+
+test('the coalescing layer merges adjacent reads and writes of one turn into single vectored calls', async () => {
+  const file = path.join(directory, 'c.img');
+  const counting = new Counting(await FileDevice.open(file, { createSizeBytes: 8 * 1024 * 1024 }));
+  const device = new CoalescingDevice(counting);
+  try {
+    const blocks = Array.from({ length: 64 }, (_, i) => pattern(4096, i));
+    // Issued out of order in one turn: one run of 64 adjacent blocks.
+    await Promise.all(blocks.map((data, i) => ({ data, i })).reverse().map(({ data, i }) => device.write(data, 4096 + i * 4096)));
+    assert.equal(counting.writevCalls, 1);
+    assert.equal(counting.plain, 0);
+    const targets = blocks.map(() => Buffer.alloc(4096));
+    await Promise.all(targets.map((target, i) => device.read(target, 4096 + i * 4096)));
+    assert.equal(counting.readvCalls, 1);
+    targets.forEach((target, i) => assert.ok(target.equals(blocks[i]!), `block ${i}`));
+    // A lone operation stays a plain one.
+    await device.read(Buffer.alloc(4096), 0);
+    assert.equal(counting.plain, 1);
+  } finally {
+    await device.close();
+  }
+});
