@@ -130,35 +130,34 @@ export class FileDevice implements BlockDevice, PieceDevice {
   }
 
   /** preadv into `targets` (BlockDevice.readv); past the end of a file reads as zeroes, like read(). */
-  async readv(targets: readonly Buffer[], offsetBytes: number): Promise<void> {
-    assert(targets.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored read');
-    const length = totalLength(targets);
-    checkRange(this.sizeBytes, offsetBytes, length, false);
+  readv(targets: readonly Buffer[], offsetBytes: number): Promise<void> {
+    return this.vectored(false, targets, offsetBytes);
+  }
+
+  /** pwritev from `sources` (BlockDevice.writev). */
+  writev(sources: readonly Buffer[], offsetBytes: number): Promise<void> {
+    return this.vectored(true, sources, offsetBytes);
+  }
+
+  private async vectored(write: boolean, buffers: readonly Buffer[], offsetBytes: number): Promise<void> {
+    assert(buffers.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored operation');
+    const length = totalLength(buffers);
+    checkRange(this.sizeBytes, offsetBytes, length, write);
     let done = 0;
     try {
       while (done < length) {
-        const bytes = await readvAt(this.fd, done === 0 ? targets : remainingAfter(targets, done), offsetBytes + done);
+        const rest = done === 0 ? buffers : remainingAfter(buffers, done);
+        const bytes = await (write ? writevAt : readvAt)(this.fd, rest, offsetBytes + done);
         if (bytes === 0) {
-          for (const rest of remainingAfter(targets, done)) rest.fill(0);
+          if (write) throw new BlockcacheError('EIO', `write ${this.name} at ${offsetBytes + done}: no progress`);
+          for (const buffer of rest) buffer.fill(0);
           break;
         }
         done += bytes;
       }
     } catch (error) {
-      throw fromSystemError(error, `read ${this.name} at ${offsetBytes + done}`);
-    }
-  }
-
-  /** pwritev from `sources` (BlockDevice.writev). */
-  async writev(sources: readonly Buffer[], offsetBytes: number): Promise<void> {
-    assert(sources.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored write');
-    const length = totalLength(sources);
-    checkRange(this.sizeBytes, offsetBytes, length, true);
-    let done = 0;
-    try {
-      while (done < length) done += await writevAt(this.fd, done === 0 ? sources : remainingAfter(sources, done), offsetBytes + done);
-    } catch (error) {
-      throw fromSystemError(error, `write ${this.name} at ${offsetBytes + done}`);
+      if (error instanceof BlockcacheError) throw error;
+      throw fromSystemError(error, `${write ? 'write' : 'read'} ${this.name} at ${offsetBytes + done}`);
     }
   }
 
