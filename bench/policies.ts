@@ -1,20 +1,22 @@
 // Policy benchmark: miss ratios of every policy (and OPT) at 1%, 5%, 10% and
 // 25% of each shared trace's footprint (fully associative and assoc 512 where
 // it divides), the share of the LRU-to-OPT gap each closes, and the bytes per
-// cache block of mapping + policy state for a 1,000,000-block cache.
+// cache block of mapping + policy state for a ~1,000,000-block cache at the
+// default associativity.
 // Run: npx tsc -p . && node dist/bench/policies.js [TRACES_DIRECTORY]
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlockIndex } from '../src/cache/block-index.js';
+import { SetMapping } from '../src/cache/set-mapping.js';
 import { OptPolicy } from '../src/policies/opt.js';
 import { createPolicy, DEFAULT_POLICY, POLICY_NAMES } from '../src/policies/registry.js';
 import { formatTable, missRatioCurve } from '../src/sim/curve.js';
 
 const TRACES = ['hplajw_1week.csv', 'mqsim_websearch_small.csv', 'mqsim_tpcc_small.csv'];
 const PERCENTS = [1, 5, 10, 25];
-const MEMORY_BLOCKS = 1_000_000;
-const MEMORY_ASSOC = 500; // divides 1,000,000; only the per-set arrays depend on it
+const MEMORY_BLOCKS = 1_000_448; // 1954 sets of 512: the engine's mapping needs a power-of-two assoc
+const MEMORY_ASSOC = 512; // the default (ASSOC_DEFAULT)
 
 const here = dirname(fileURLToPath(import.meta.url));
 const directory = process.argv[2] ?? resolve(here, '..', '..', '..', 'shared', 'traces');
@@ -54,7 +56,8 @@ function memoryTable(): string {
   const arrayBuffersBefore = process.memoryUsage().arrayBuffers;
   const originsFloat = new Float64Array(MEMORY_BLOCKS);
   const originsUint32 = new Uint32Array(MEMORY_BLOCKS);
-  const index = new BlockIndex(MEMORY_BLOCKS, (cacheBlock) => originsFloat[cacheBlock]!);
+  // The SSD tier's index: one small table per set (SetMapping), as the engine builds it.
+  const index = new BlockIndex(MEMORY_BLOCKS, (cacheBlock) => originsFloat[cacheBlock]!, new SetMapping(MEMORY_BLOCKS, MEMORY_ASSOC));
   const geometry = { cacheBlocks: MEMORY_BLOCKS, assoc: MEMORY_ASSOC };
   const chosen = createPolicy(DEFAULT_POLICY, { ...geometry, originOf: (cacheBlock) => originsUint32[cacheBlock]! });
   const measuredDefault = process.memoryUsage().arrayBuffers - arrayBuffersBefore - index.memoryBytes - originsFloat.byteLength - originsUint32.byteLength;
@@ -69,7 +72,7 @@ function memoryTable(): string {
   }
   return (
     `### Bytes per cache block, ${MEMORY_BLOCKS.toLocaleString('en')} blocks (assoc ${MEMORY_ASSOC})\n\n` +
-    `Mapping: BlockIndex ${perBlock(index.memoryBytes)} B/block (2^21 uint32 slots, load 0.48) + origin block per cache block ` +
+    `Mapping: BlockIndex ${perBlock(index.memoryBytes)} B/block (a table of 2-byte positions per set, load 0.8 when full) + origin block per cache block ` +
     `(4 B as Uint32Array when the origin has < 2^32 blocks, i.e. < 16 TiB at 4 KiB; 8 B as Float64Array otherwise).\n` +
     `Cross-check: process.memoryUsage().arrayBuffers grew by ${perBlock(measuredDefault)} B/block for the ${DEFAULT_POLICY} (default) state ` +
     `(summed typedarray byteLengths: ${perBlock(chosen.memoryBytes)}).\n\n${markdown(rows)}`

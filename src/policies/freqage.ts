@@ -1,4 +1,4 @@
-// freqage, blockcache's default policy: sampled eviction by frequency / age^α,
+// freqage: sampled eviction by frequency / age^α,
 // with α chosen online between two experts by regret on ghost hits
 // (hyperbolic caching, Blankstein et al., ATC '17, scored over a random sample
 // as in Redis; the two-expert regret learning is LeCaR's, Vietri et al.,
@@ -10,17 +10,17 @@
 //            two experts disagree is remembered in a ghost table, and a later
 //            miss on that block lowers the weight of the expert that chose it.
 //
-// f is the block's access count: its history from a count-min sketch when it
-// enters the cache (so blocks coming back after eviction keep their
-// popularity), then +1 per hit (4 bits, saturating at 15). age is the time
-// since the block's last access, counted in accesses to its set. Every score
-// is compared in the log domain: ln f − α ln age.
+// f is the block's access count: when it enters the cache, its count when it
+// was last evicted (from the history table, history-table.ts) + 1, so blocks
+// coming back after eviction keep their popularity; then +1 per hit (4 bits,
+// saturating at 15). age is the time since the block's last access, counted
+// in accesses to its set. Every score is compared in the log domain:
+// ln f − α ln age.
 //
 // Memory per block: a 4-bit counter (0 = not resident), a 16-bit coarse
-// timestamp, and shared: the sketch (width ≥ blocks / 4: ~0.5 B/block) and the
-// ghost table (two bytes per slot: 8-bit fingerprint, expert, generation;
-// ≥ blocks / 4 slots: ~0.5 B/block). Per set:
-// an access clock. Origin blocks are read through geometry.originOf when the
+// timestamp, and shared: the history table (2 entries of 2 B per block) and
+// the ghost table (two bytes per slot: 8-bit fingerprint, expert, generation;
+// blocks / 4 slots: 0.5 B/block). Per set: an access clock. Origin blocks are read through geometry.originOf when the
 // engine provides it; otherwise the policy keeps its own copy (8 B per block).
 //
 // Timestamps: a set's clock advances on every access to the set; stamps count
@@ -30,7 +30,7 @@
 // popularity fades. No allocation after construction; no I/O.
 import { assert } from '../stdx/assert.js';
 import { ghostHash, nibble, setNibble } from './packed.js';
-import { SampledPolicy, SampledSizing } from './sampled-policy.js';
+import { SAMPLE_SEED, SampledPolicy, SampledSizing } from './sampled-policy.js';
 import { NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
 
 const COUNTER_MAX = 15;
@@ -54,6 +54,8 @@ export interface FreqAgeTuning extends SampledSizing {
   readonly learningRate: number;
   /** Initial weight of the frequency expert (it decides while its weight is ≥ 0.5). */
   readonly initialFrequencyWeight: number;
+  /** Seed of the sampling generator (experiments only). */
+  readonly seed: number;
 }
 
 export const FREQAGE_DEFAULTS: FreqAgeTuning = {
@@ -61,13 +63,13 @@ export const FREQAGE_DEFAULTS: FreqAgeTuning = {
   alphaFrequency: 0.35,
   alphaRecency: 1,
   learningRate: 0.45,
-  sketchWidthPerBlock: 0.25,
-  sketchWidthMin: 16384,
-  sampleFactor: 30,
+  historyPerBlock: 2,
+  historyHalvingFactor: 30,
   ghostPerBlock: 0.25,
   ghostGenerations: 8,
   stampShift: 8,
   initialFrequencyWeight: 0.7,
+  seed: SAMPLE_SEED,
 };
 
 export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
@@ -84,7 +86,7 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
 
   constructor(geometry: PolicyGeometry, tuning: Partial<FreqAgeTuning> = {}) {
     const full = { ...FREQAGE_DEFAULTS, ...tuning };
-    super(geometry, full, STAMP_MASK);
+    super(geometry, full, STAMP_MASK, full.seed);
     this.tuning = full;
     this.frequencyWeight = this.tuning.initialFrequencyWeight;
   }
@@ -101,12 +103,12 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
     this.tick(set);
     if (count < COUNTER_MAX) setNibble(this.counters, cacheBlock, count + 1);
     this.stamps[cacheBlock] = this.now(set);
-    this.sketch.increment(this.originOf(cacheBlock));
+    this.history.tick();
   }
 
   admit(set: number, originBlock: number): boolean {
     this.tick(set);
-    this.sketch.increment(originBlock);
+    this.history.tick();
     this.learnFromGhost(originBlock);
     if (++this.generationMisses >= this.generationLength) {
       this.generationMisses = 0;
@@ -132,7 +134,7 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
     const chosen = useFrequency ? this.frequencyChoice : this.recencyChoice;
     if (this.frequencyChoice !== this.recencyChoice) {
       const hash = ghostHash(this.originOf(chosen));
-      this.ghost[hash & this.ghostMask] = ((hash >>> 24) << GHOST_FINGERPRINT_SHIFT) | (useFrequency ? 0 : GHOST_RECENCY) | this.generation;
+      this.ghost[this.ghostSlot(hash)] = ((hash >>> 24) << GHOST_FINGERPRINT_SHIFT) | (useFrequency ? 0 : GHOST_RECENCY) | this.generation;
     }
     return chosen;
   }
@@ -157,19 +159,22 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
   insert(cacheBlock: number, originBlock: number): void {
     if (this.ownOrigins !== null) this.ownOrigins[cacheBlock] = originBlock;
     const set = Math.floor(cacheBlock / this.assoc);
-    setNibble(this.counters, cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
+    setNibble(this.counters, cacheBlock, Math.min(COUNTER_MAX, this.history.recall(originBlock) + 1));
     this.stamps[cacheBlock] = this.now(set);
   }
 
-  remove(cacheBlock: number): void {
-    assert(nibble(this.counters, cacheBlock) !== 0, 'freqage: removing a block that is not resident');
+  remove(cacheBlock: number, evicted: boolean): void {
+    const count = nibble(this.counters, cacheBlock);
+    assert(count !== 0, 'freqage: removing a block that is not resident');
+    // An evicted block's count is kept for its return; an invalidated one (trim, write-around) is forgotten.
+    if (evicted) this.history.remember(this.originOf(cacheBlock), count);
     setNibble(this.counters, cacheBlock, 0);
   }
 
   /** A miss on a block one expert evicted recently: that expert regrets it (LeCaR's update, discounted by the ghost's age). */
   private learnFromGhost(originBlock: number): void {
     const hash = ghostHash(originBlock);
-    const slot = hash & this.ghostMask;
+    const slot = this.ghostSlot(hash);
     const entry = this.ghost[slot]!;
     if (entry === 0 || entry >>> GHOST_FINGERPRINT_SHIFT !== hash >>> 24) return;
     this.ghost[slot] = 0;

@@ -1,6 +1,6 @@
-// freqctx: freqage (sampled eviction by frequency / age^α, experts mixed by
-// regret) with a third expert that knows the request type, and regret learned
-// from both directions.
+// freqctx, blockcache's default policy: freqage (sampled eviction by
+// frequency / age^α, experts mixed by regret) with a third expert that knows
+// the request type, and regret learned from both directions.
 //
 //   miss ──► sample 64 blocks of the set; three experts each pick a victim:
 //            F  min  ln f − 0.35 ln age                  (frequency first)
@@ -11,10 +11,17 @@
 //            the expert with the largest weight decides.
 //   regret ─► the victim, when some expert disagreed, goes into the ghost table
 //            tagged with the experts that chose it; a later miss on it lowers their
-//            weights (LeCaR). New here: the blocks the *other* experts would have
-//            evicted are "nominated" in the same table, and a later hit on one
-//            lowers the weights of the experts that nominated it, so an expert
-//            that never decides is still judged.
+//            weights (LeCaR). The blocks the *other* experts would have evicted are
+//            "nominated" in the same table, and a later hit on one lowers the
+//            weights of the experts that nominated it, so an expert that never
+//            decides is still judged. No weight falls below 0.1 / 3, so an expert
+//            that was wrong in one phase can take the decision back within a few
+//            regrets in the next (without the floor, weights of 0.001 kept the
+//            write expert deciding long after it stopped paying at large sizes).
+//
+// f is the block's access count: on insertion its count when it was last
+// evicted, from the history table (history-table.ts), plus 1; +1 per hit
+// (4 bits, saturating at 15).
 //
 // Why the write bit: on block traces a block last written is re-accessed much
 // sooner than one last read (hplajw: 66% of read misses are not reused within
@@ -24,16 +31,18 @@
 // −20 at 25% as a fixed rule), so it is an expert, weighed by regret, not a rule.
 //
 // Memory per block: a 4-bit counter (0 = not resident) and a 16-bit word holding
-// a 15-bit coarse timestamp and the write bit; shared: the sketch and the ghost
-// table (16-bit entries: 8-bit fingerprint, nomination flag, 3 expert bits,
-// 4-bit generation). Per set: an access clock. Same budget as freqage.
+// a 15-bit coarse timestamp and the write bit (2.5 B); shared: the history table
+// (2 entries of 2 B per block: 4 B) and the ghost table (¼ entry of 2 B per
+// block: 0.5 B; 16-bit entries: 8-bit fingerprint, nomination flag, 3 expert
+// bits, 4-bit generation). Per set: an access clock. About 7 B per block in all,
+// the same for every cache size.
 //
 // Timestamps: as freqage, with a 15-bit range: every 2^13 units a set is swept,
 // ages are clamped at 2^14 units, and on every second sweep counts are halved
 // (so counts fade at freqage's rate).
 import { assert } from '../stdx/assert.js';
 import { ghostHash, nibble, setNibble } from './packed.js';
-import { SampledPolicy, SampledSizing } from './sampled-policy.js';
+import { SAMPLE_SEED, SampledPolicy, SampledSizing } from './sampled-policy.js';
 import { AccessContext, NO_BLOCK, PolicyGeometry, ReplacementPolicy } from './policy.js';
 
 const COUNTER_MAX = 15;
@@ -63,6 +72,8 @@ export interface FreqCtxTuning extends SampledSizing {
   readonly writeBonus: number;
   /** Regret learning rate (LeCaR: 0.45). */
   readonly learningRate: number;
+  /** Smallest weight of an expert after a regret update (a wrong expert can win back the decision soon). */
+  readonly weightFloor: number;
   /** Initial weights of the frequency, recency and write experts (normalised). */
   readonly initialWeights: readonly [number, number, number];
   /** Seed of the sampling generator (experiments only). */
@@ -75,14 +86,14 @@ export const FREQCTX_DEFAULTS: FreqCtxTuning = {
   alphaRecency: 1,
   writeBonus: 1.25,
   learningRate: 0.45,
-  sketchWidthPerBlock: 0.25,
-  sketchWidthMin: 16384,
-  sampleFactor: 30,
+  historyPerBlock: 2,
+  historyHalvingFactor: 30,
   ghostPerBlock: 0.25,
   ghostGenerations: 8,
   stampShift: 8,
+  weightFloor: 0.1 / EXPERTS,
   initialWeights: [0.5, 0.2, 0.3],
-  seed: 0x9e3779b9,
+  seed: SAMPLE_SEED,
 };
 
 export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
@@ -124,14 +135,13 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
     if (count < COUNTER_MAX) setNibble(this.counters, cacheBlock, count + 1);
     const written = context === undefined ? this.stamps[cacheBlock]! & WRITTEN : context.isWrite ? WRITTEN : 0;
     this.stamps[cacheBlock] = (this.now(set) << 1) | written;
-    const originBlock = this.originOf(cacheBlock);
-    this.sketch.increment(originBlock);
-    this.learnFromNomination(originBlock);
+    this.history.tick();
+    this.learnFromNomination(this.originOf(cacheBlock));
   }
 
   admit(set: number, originBlock: number): boolean {
     this.tick(set);
-    this.sketch.increment(originBlock);
+    this.history.tick();
     this.learnFromGhost(originBlock);
     if (++this.generationMisses >= this.generationLength) {
       this.generationMisses = 0;
@@ -199,19 +209,22 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
   insert(cacheBlock: number, originBlock: number, context?: AccessContext): void {
     if (this.ownOrigins !== null) this.ownOrigins[cacheBlock] = originBlock;
     const set = Math.floor(cacheBlock / this.assoc);
-    setNibble(this.counters, cacheBlock, Math.max(1, Math.min(COUNTER_MAX, this.sketch.estimate(originBlock))));
+    setNibble(this.counters, cacheBlock, Math.min(COUNTER_MAX, this.history.recall(originBlock) + 1));
     this.stamps[cacheBlock] = (this.now(set) << 1) | (context?.isWrite === true ? WRITTEN : 0);
   }
 
-  remove(cacheBlock: number): void {
-    assert(nibble(this.counters, cacheBlock) !== 0, 'freqctx: removing a block that is not resident');
+  remove(cacheBlock: number, evicted: boolean): void {
+    const count = nibble(this.counters, cacheBlock);
+    assert(count !== 0, 'freqctx: removing a block that is not resident');
+    // An evicted block's count is kept for its return; an invalidated one (trim, write-around) is forgotten.
+    if (evicted) this.history.remember(this.originOf(cacheBlock), count);
     setNibble(this.counters, cacheBlock, 0);
   }
 
   /** Writes a ghost entry for the origin of `cacheBlock`: a victim (nomination false) or a resident candidate. */
   private remember(cacheBlock: number, experts: number, nomination: boolean): void {
     const hash = ghostHash(this.originOf(cacheBlock));
-    const slot = hash & this.ghostMask;
+    const slot = this.ghostSlot(hash);
     const fingerprint = hash >>> 24;
     if (nomination) {
       // The same block nominated again while its entry is live: add the new experts.
@@ -235,7 +248,7 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
 
   private learn(originBlock: number, nomination: boolean): void {
     const hash = ghostHash(originBlock);
-    const slot = hash & this.ghostMask;
+    const slot = this.ghostSlot(hash);
     const entry = this.ghost[slot]!;
     if (entry === 0 || entry >>> GHOST_FINGERPRINT_SHIFT !== hash >>> 24) return;
     if (((entry & GHOST_NOMINATION) !== 0) !== nomination) return;
@@ -250,7 +263,7 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
       if ((experts & (1 << expert)) !== 0) this.weights[expert]! *= penalty;
       total += this.weights[expert]!;
     }
-    for (let expert = 0; expert < EXPERTS; expert++) this.weights[expert] = Math.min(0.99, Math.max(0.01 / EXPERTS, this.weights[expert]! / total));
+    for (let expert = 0; expert < EXPERTS; expert++) this.weights[expert] = Math.min(0.99, Math.max(this.tuning.weightFloor, this.weights[expert]! / total));
   }
 
   private ghostAge(entry: number): number {

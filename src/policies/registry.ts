@@ -30,7 +30,7 @@ const FACTORIES: Readonly<Record<string, PolicyFactory>> = {
 export const POLICY_NAMES: readonly string[] = Object.freeze(Object.keys(FACTORIES));
 
 /** The policy a new cache gets: see docs/POLICIES.md for why. */
-export const DEFAULT_POLICY = 'freqage';
+export const DEFAULT_POLICY = 'freqctx';
 
 assert(POLICY_NAMES.includes(DEFAULT_POLICY), 'the default policy must be registered');
 

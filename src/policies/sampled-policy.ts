@@ -1,22 +1,20 @@
 // The state and sizing shared by the sampled f/age policies (freqage, freqctx):
 // per block a 4-bit counter (0 = not resident) and a 16-bit stamp word, per set
-// an access clock, and shared a count-min sketch and a ghost table, all sized
-// at construction from a few tuning knobs; plus the xorshift generator that
+// an access clock, and shared the history table (counts of evicted blocks) and
+// the regret ghost table, both sized per cache block at construction; plus the xorshift generator that
 // draws the eviction sample. Subclasses decide what a stamp word holds (its
 // stamp bits are `stampMask`) and how victims are scored. No I/O; no
 // allocation after construction.
-import { FrequencySketch } from './frequency-sketch.js';
+import { HistoryTable } from './history-table.js';
 import { PolicyGeometry, originLookup } from './policy.js';
 
 /** How a sampled policy sizes its shared tables. */
 export interface SampledSizing {
-  /** Sketch counters per row, per cache block (rounded up to a power of two). */
-  readonly sketchWidthPerBlock: number;
-  /** Smallest sketch row. */
-  readonly sketchWidthMin: number;
-  /** Sketch increments between halvings, per cache block. */
-  readonly sampleFactor: number;
-  /** Ghost slots per cache block (rounded up to a power of two). */
+  /** History entries (counts of evicted blocks) per cache block. */
+  readonly historyPerBlock: number;
+  /** Accesses between halvings of the remembered counts, per cache block. */
+  readonly historyHalvingFactor: number;
+  /** Ghost slots per cache block (rounded up to a whole number). */
   readonly ghostPerBlock: number;
   /** A ghost entry lives this many generations of cacheBlocks / ghostGenerations misses (≈ one cache of misses). */
   readonly ghostGenerations: number;
@@ -33,9 +31,9 @@ export abstract class SampledPolicy {
   protected readonly stamps: Uint16Array;
   protected readonly clocks: Float64Array;
   protected readonly unit: number;
-  protected readonly sketch: FrequencySketch;
+  protected readonly history: HistoryTable;
   protected readonly ghost: Uint16Array;
-  protected readonly ghostMask: number;
+  protected readonly ghostSlots: number;
   protected readonly generationLength: number;
   protected readonly ownOrigins: Float64Array | null;
   protected readonly originOf: (cacheBlock: number) => number;
@@ -49,13 +47,9 @@ export abstract class SampledPolicy {
     this.stamps = new Uint16Array(cacheBlocks);
     this.clocks = new Float64Array(cacheBlocks / assoc);
     this.unit = Math.max(1, assoc >> sizing.stampShift);
-    let width = sizing.sketchWidthMin;
-    while (width < cacheBlocks * sizing.sketchWidthPerBlock) width *= 2;
-    this.sketch = new FrequencySketch(width, Math.max(1, Math.round(cacheBlocks * sizing.sampleFactor)));
-    let ghostSlots = 1;
-    while (ghostSlots < cacheBlocks * sizing.ghostPerBlock) ghostSlots *= 2;
-    this.ghost = new Uint16Array(ghostSlots);
-    this.ghostMask = ghostSlots - 1;
+    this.history = new HistoryTable(Math.ceil(cacheBlocks * sizing.historyPerBlock), Math.max(1, Math.round(cacheBlocks * sizing.historyHalvingFactor)));
+    this.ghostSlots = Math.max(1, Math.ceil(cacheBlocks * sizing.ghostPerBlock));
+    this.ghost = new Uint16Array(this.ghostSlots);
     this.generationLength = Math.max(1, Math.floor(cacheBlocks / sizing.ghostGenerations));
     const origins = originLookup(geometry);
     this.ownOrigins = origins.own;
@@ -64,7 +58,7 @@ export abstract class SampledPolicy {
 
   get memoryBytes(): number {
     return (
-      this.counters.byteLength + this.stamps.byteLength + this.clocks.byteLength + this.sketch.memoryBytes +
+      this.counters.byteLength + this.stamps.byteLength + this.clocks.byteLength + this.history.memoryBytes +
       this.ghost.byteLength + (this.ownOrigins?.byteLength ?? 0)
     );
   }
@@ -72,6 +66,11 @@ export abstract class SampledPolicy {
   /** The set's clock in stamp units, within the stamp bits. */
   protected now(set: number): number {
     return Math.floor(this.clocks[set]! / this.unit) & this.stampMask;
+  }
+
+  /** The ghost slot of a ghostHash() value (its low bits when the table is a power of two; the top 8 bits are the fingerprint). */
+  protected ghostSlot(hash: number): number {
+    return (hash >>> 0) % this.ghostSlots;
   }
 
   protected nextRandom(): number {
