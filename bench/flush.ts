@@ -28,6 +28,7 @@ import { Server, serveNbdkit } from './support/servers.js';
 
 const MiB = 1024 * 1024;
 const BLOCK_BYTES = 4096;
+const ownDirectory = process.argv[2] === undefined;
 const directory = process.argv[2] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-flush-bench-'));
 const cacheMiB = Number(process.argv[3] ?? 256);
 const CASES = ['file-dense', 'file-sparse', 'disk-dense'];
@@ -172,4 +173,9 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(json)}\n`);
 }
 
-await main();
+try {
+  await main();
+} finally {
+  // A directory of our own goes (sockets and pid files of the disk model are left in it).
+  if (ownDirectory) fs.rmSync(directory, { recursive: true, force: true });
+}

@@ -2,7 +2,7 @@
 // through bin/blockcache (skipped until the lead's dist/src/cli/main.js exists).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -31,13 +31,18 @@ test('test-sim-cli-json: --json prints exactly the contract fields', { skip: !ha
 });
 
 test('test-sim-cli-json: curve mode prints a table and writes an SVG', { skip: !haveTrace(TRACE) && 'shared traces not found' }, async () => {
-  const svg = join(mkdtempSync(join(tmpdir(), 'blockcache-sim-')), 'curve.svg');
-  const output = await capture(['--trace', tracePath(TRACE), '--curve', '1%,5%,1836', '--policy', 'lru,opt', '--svg', svg]);
-  assert.match(output, /footprint: 7344 blocks/);
-  assert.match(output, /1836\s+25\.0\s+0\.1750 \(0\.4792\)\s+0\.1186 \(0\.3129\)/);
-  const text = readFileSync(svg, 'utf8');
-  assert.match(text, /^<svg /);
-  assert.equal((text.match(/<polyline/g) ?? []).length, 2);
+  const directory = mkdtempSync(join(tmpdir(), 'blockcache-sim-'));
+  try {
+    const svg = join(directory, 'curve.svg');
+    const output = await capture(['--trace', tracePath(TRACE), '--curve', '1%,5%,1836', '--policy', 'lru,opt', '--svg', svg]);
+    assert.match(output, /footprint: 7344 blocks/);
+    assert.match(output, /1836\s+25\.0\s+0\.1750 \(0\.4792\)\s+0\.1186 \(0\.3129\)/);
+    const text = readFileSync(svg, 'utf8');
+    assert.match(text, /^<svg /);
+    assert.equal((text.match(/<polyline/g) ?? []).length, 2);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 });
 
 test('test-sim-cli-json: bad arguments are usage errors', async () => {

@@ -1,14 +1,15 @@
 // Malformed trace lines are reported with file and line number; comments and
 // blank lines are skipped; a request touches every block it overlaps.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { simulate } from '../../src/sim/simulate.js';
 import { isBlockcacheError } from '../../src/stdx/errors.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'blockcache-sim-'));
+after(() => rmSync(directory, { recursive: true, force: true }));
 
 function traceFile(name: string, text: string): string {
   const path = join(directory, name);
