@@ -74,8 +74,6 @@ export const FREQAGE_DEFAULTS: FreqAgeTuning = {
 
 export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
   readonly name = 'freqage';
-  private generation = 1;
-  private generationMisses = 0;
   private frequencyWeight: number;
   // The current victim search's best candidates (see consider()).
   private frequencyChoice = NO_BLOCK;
@@ -110,10 +108,7 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
     this.tick(set);
     this.history.tick();
     this.learnFromGhost(originBlock);
-    if (++this.generationMisses >= this.generationLength) {
-      this.generationMisses = 0;
-      this.generation = this.generation === GENERATIONS ? 1 : this.generation + 1;
-    }
+    this.countGenerationMiss(GENERATIONS);
     return true;
   }
 

@@ -98,8 +98,6 @@ export const FREQCTX_DEFAULTS: FreqCtxTuning = {
 
 export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
   readonly name = 'freqctx';
-  private generation = 1;
-  private generationMisses = 0;
   private readonly weights = new Float64Array(EXPERTS);
   private readonly decisions = new Float64Array(EXPERTS);
   // The current victim search's best candidates, per expert (no allocation per eviction).
@@ -143,10 +141,7 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
     this.tick(set);
     this.history.tick();
     this.learnFromGhost(originBlock);
-    if (++this.generationMisses >= this.generationLength) {
-      this.generationMisses = 0;
-      this.generation = this.generation === GENERATIONS ? 1 : this.generation + 1;
-    }
+    this.countGenerationMiss(GENERATIONS);
     return true;
   }
 

@@ -35,6 +35,9 @@ export abstract class SampledPolicy {
   protected readonly ghost: Uint16Array;
   protected readonly ghostSlots: number;
   protected readonly generationLength: number;
+  /** The generation stamp new ghost entries get (countGenerationMiss). */
+  protected generation = 1;
+  private generationMisses = 0;
   protected readonly ownOrigins: Float64Array | null;
   protected readonly originOf: (cacheBlock: number) => number;
   private random: number;
@@ -71,6 +74,17 @@ export abstract class SampledPolicy {
   /** The ghost slot of a ghostHash() value (its low bits when the table is a power of two; the top 8 bits are the fingerprint). */
   protected ghostSlot(hash: number): number {
     return (hash >>> 0) % this.ghostSlots;
+  }
+
+  /**
+   * Counts a miss toward the ghost table's generations: every generationLength misses the
+   * stamp new ghost entries get moves on, cycling through 1..`stamps` (0 marks an empty slot).
+   */
+  protected countGenerationMiss(stamps: number): void {
+    if (++this.generationMisses >= this.generationLength) {
+      this.generationMisses = 0;
+      this.generation = this.generation === stamps ? 1 : this.generation + 1;
+    }
   }
 
   protected nextRandom(): number {
