@@ -44,8 +44,6 @@ const GHOST_FINGERPRINT_SHIFT = 8;
 const LOG_COUNT = Float64Array.from({ length: COUNTER_MAX + 1 }, (_, count) => (count === 0 ? -Infinity : Math.log(count)));
 
 export interface FreqAgeTuning extends SampledSizing {
-  /** Blocks sampled per eviction (a set of at most this many is scanned whole). */
-  readonly samples: number;
   /** Exponent of age for the frequency expert (small: frequency dominates). */
   readonly alphaFrequency: number;
   /** Exponent of age for the recency expert. */
@@ -73,6 +71,7 @@ export const FREQAGE_DEFAULTS: FreqAgeTuning = {
 };
 
 export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
+  protected readonly generationStamps = GENERATIONS;
   readonly name = 'freqage';
   private frequencyWeight: number;
   // The current victim search's best candidates (see consider()).
@@ -104,26 +103,12 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
     this.history.tick();
   }
 
-  admit(set: number, originBlock: number): boolean {
-    this.tick(set);
-    this.history.tick();
-    this.learnFromGhost(originBlock);
-    this.countGenerationMiss(GENERATIONS);
-    return true;
-  }
-
   victim(set: number, _originBlock: number, evictable: (cacheBlock: number) => boolean): number {
-    const first = set * this.assoc;
-    const scanAll = this.assoc <= this.tuning.samples;
-    const draws = scanAll ? this.assoc : this.tuning.samples;
-    const now = this.now(set);
     this.frequencyChoice = NO_BLOCK;
     this.frequencyScore = Infinity;
     this.recencyChoice = NO_BLOCK;
     this.recencyScore = Infinity;
-    for (let draw = 0; draw < draws; draw++) this.consider(first + (scanAll ? draw : this.nextRandom() % this.assoc), now, evictable);
-    // Every sample busy (rare: a set full of dirty or locked blocks): look at the whole set.
-    if (this.frequencyChoice === NO_BLOCK && !scanAll) for (let slot = 0; slot < this.assoc; slot++) this.consider(first + slot, now, evictable);
+    this.sampleSet(set, evictable);
     if (this.frequencyChoice === NO_BLOCK) return NO_BLOCK;
     const useFrequency = this.frequencyWeight >= 0.5;
     const chosen = useFrequency ? this.frequencyChoice : this.recencyChoice;
@@ -135,7 +120,11 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
   }
 
   /** Scores one sampled block for both experts (the best so far lives in fields: no closure per eviction). */
-  private consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
+  protected hasChoice(): boolean {
+    return this.frequencyChoice !== NO_BLOCK;
+  }
+
+  protected consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
     const count = nibble(this.counters, block);
     if (count === 0 || !evictable(block)) return;
     const logAge = Math.log(((now - this.stamps[block]!) & STAMP_MASK) + 1);
@@ -167,7 +156,7 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
   }
 
   /** A miss on a block one expert evicted recently: that expert regrets it (LeCaR's update, discounted by the ghost's age). */
-  private learnFromGhost(originBlock: number): void {
+  protected learnFromGhost(originBlock: number): void {
     const hash = ghostHash(originBlock);
     const slot = this.ghostSlot(hash);
     const entry = this.ghost[slot]!;
@@ -186,7 +175,7 @@ export class FreqAgePolicy extends SampledPolicy implements ReplacementPolicy {
     this.frequencyWeight = Math.min(0.99, Math.max(0.01, frequency / (frequency + recency)));
   }
 
-  private tick(set: number): void {
+  protected tick(set: number): void {
     const clock = ++this.clocks[set]!;
     if (clock % (this.unit * SWEEP_UNITS) === 0) this.sweep(set);
   }

@@ -62,8 +62,6 @@ const WRITES = 2;
 const LOG_COUNT = Float64Array.from({ length: COUNTER_MAX + 1 }, (_, count) => (count === 0 ? -Infinity : Math.log(count)));
 
 export interface FreqCtxTuning extends SampledSizing {
-  /** Blocks sampled per eviction (a set of at most this many is scanned whole). */
-  readonly samples: number;
   /** Exponent of age for the frequency and write experts. */
   readonly alphaFrequency: number;
   /** Exponent of age for the recency expert. */
@@ -97,6 +95,7 @@ export const FREQCTX_DEFAULTS: FreqCtxTuning = {
 };
 
 export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
+  protected readonly generationStamps = GENERATIONS;
   readonly name = 'freqctx';
   private readonly weights = new Float64Array(EXPERTS);
   private readonly decisions = new Float64Array(EXPERTS);
@@ -137,24 +136,10 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
     this.learnFromNomination(this.originOf(cacheBlock));
   }
 
-  admit(set: number, originBlock: number): boolean {
-    this.tick(set);
-    this.history.tick();
-    this.learnFromGhost(originBlock);
-    this.countGenerationMiss(GENERATIONS);
-    return true;
-  }
-
   victim(set: number, _originBlock: number, evictable: (cacheBlock: number) => boolean): number {
-    const first = set * this.assoc;
-    const scanAll = this.assoc <= this.tuning.samples;
-    const draws = scanAll ? this.assoc : this.tuning.samples;
-    const now = this.now(set);
     this.choices.fill(NO_BLOCK);
     this.scores.fill(Infinity);
-    for (let draw = 0; draw < draws; draw++) this.consider(first + (scanAll ? draw : this.nextRandom() % this.assoc), now, evictable);
-    // Every sample busy (rare: a set full of dirty or locked blocks): look at the whole set.
-    if (this.choices[0] === NO_BLOCK && !scanAll) for (let slot = 0; slot < this.assoc; slot++) this.consider(first + slot, now, evictable);
+    this.sampleSet(set, evictable);
     if (this.choices[0] === NO_BLOCK) return NO_BLOCK;
     let decider = 0;
     for (let expert = 1; expert < EXPERTS; expert++) if (this.weights[expert]! > this.weights[decider]!) decider = expert;
@@ -182,7 +167,11 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
   }
 
   /** Scores one sampled block for every expert (the best so far lives in fields). */
-  private consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
+  protected hasChoice(): boolean {
+    return this.choices[0] !== NO_BLOCK;
+  }
+
+  protected consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void {
     const count = nibble(this.counters, block);
     if (count === 0 || !evictable(block)) return;
     const word = this.stamps[block]!;
@@ -232,7 +221,7 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
   }
 
   /** A miss on a block some experts evicted recently: they regret it (LeCaR's update, discounted by the ghost's age). */
-  private learnFromGhost(originBlock: number): void {
+  protected learnFromGhost(originBlock: number): void {
     this.learn(originBlock, false);
   }
 
@@ -265,7 +254,7 @@ export class FreqCtxPolicy extends SampledPolicy implements ReplacementPolicy {
     return (this.generation - (entry & GHOST_GENERATION) + GENERATIONS) % GENERATIONS;
   }
 
-  private tick(set: number): void {
+  protected tick(set: number): void {
     const clock = ++this.clocks[set]!;
     const period = this.unit * SWEEP_UNITS;
     if (clock % period === 0) this.sweep(set, (clock / period) % 2 === 0);

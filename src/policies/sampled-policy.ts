@@ -20,6 +20,8 @@ export interface SampledSizing {
   readonly ghostGenerations: number;
   /** Stamp unit = max(1, assoc >> stampShift) accesses of the set. */
   readonly stampShift: number;
+  /** Blocks of the set scored per eviction (all of them in smaller sets). */
+  readonly samples: number;
 }
 
 /** The sample generator's default seed. */
@@ -41,10 +43,14 @@ export abstract class SampledPolicy {
   protected readonly ownOrigins: Float64Array | null;
   protected readonly originOf: (cacheBlock: number) => number;
   private random: number;
+  private readonly samples: number;
+  /** Ghost generation stamps cycle through 1..generationStamps (0 marks an empty slot). */
+  protected abstract readonly generationStamps: number;
 
   constructor(geometry: PolicyGeometry, sizing: SampledSizing, private readonly stampMask: number, seed = SAMPLE_SEED) {
     const { cacheBlocks, assoc } = geometry;
     this.assoc = assoc;
+    this.samples = sizing.samples;
     this.random = seed >>> 0 || 1;
     this.counters = new Uint8Array(Math.ceil(cacheBlocks / 2));
     this.stamps = new Uint16Array(cacheBlocks);
@@ -76,15 +82,42 @@ export abstract class SampledPolicy {
     return (hash >>> 0) % this.ghostSlots;
   }
 
-  /**
-   * Counts a miss toward the ghost table's generations: every generationLength misses the
-   * stamp new ghost entries get moves on, cycling through 1..`stamps` (0 marks an empty slot).
-   */
-  protected countGenerationMiss(stamps: number): void {
+  /** A miss: the set's clock and the history advance, the ghost table is asked who was wrong, and its generation may move on. */
+  admit(set: number, originBlock: number): boolean {
+    this.tick(set);
+    this.history.tick();
+    this.learnFromGhost(originBlock);
     if (++this.generationMisses >= this.generationLength) {
       this.generationMisses = 0;
-      this.generation = this.generation === stamps ? 1 : this.generation + 1;
+      this.generation = this.generation === this.generationStamps ? 1 : this.generation + 1;
     }
+    return true;
+  }
+
+  /** One access to the set: its clock advances (and the subclass's periodic sweep runs). */
+  protected abstract tick(set: number): void;
+
+  /** Lowers the weights of the experts whose victim `originBlock` was (a miss on a ghost). */
+  protected abstract learnFromGhost(originBlock: number): void;
+
+  /** Scores one block of the sample for every expert (the subclass keeps the best so far). */
+  protected abstract consider(block: number, now: number, evictable: (cacheBlock: number) => boolean): void;
+
+  /** True once consider() has found an evictable block. */
+  protected abstract hasChoice(): boolean;
+
+  /**
+   * Offers the sample of `set` to consider(): `samples` random blocks, or the whole
+   * set when it is no larger, or when every sampled block was busy.
+   */
+  protected sampleSet(set: number, evictable: (cacheBlock: number) => boolean): void {
+    const first = set * this.assoc;
+    const scanAll = this.assoc <= this.samples;
+    const draws = scanAll ? this.assoc : this.samples;
+    const now = this.now(set);
+    for (let draw = 0; draw < draws; draw++) this.consider(first + (scanAll ? draw : this.nextRandom() % this.assoc), now, evictable);
+    // Every sample busy (rare: a set full of dirty or locked blocks): look at the whole set.
+    if (!scanAll && !this.hasChoice()) for (let slot = 0; slot < this.assoc; slot++) this.consider(first + slot, now, evictable);
   }
 
   protected nextRandom(): number {

@@ -13,3 +13,36 @@ export function hitsAfterScan(replayer: Replayer): number {
   for (let block = 0; block < HOT; block++) if (replayer.access(block, false)) hits++;
   return hits;
 }
+
+/** Hits of each policy on the same accesses (movingWorkingSetHits). */
+export interface MovingHits {
+  readonly mine: number;
+  readonly lru: number;
+  readonly tinylfu: number;
+  readonly accesses: number;
+}
+
+/**
+ * A moving working set (stale frequencies): 300,000 accesses in phases of
+ * 20,000 over 900 blocks, each phase half new, replayed through `mine`, `lru`
+ * and `tinylfu` alike; every `writeEvery`-th access is a write (0: none).
+ */
+export function movingWorkingSetHits(mine: Replayer, lru: Replayer, tinylfu: Replayer, writeEvery: number): MovingHits {
+  let state = 99;
+  const random = (): number => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+  const hits = { mine: 0, lru: 0, tinylfu: 0 };
+  const accesses = 300_000;
+  for (let step = 0; step < accesses; step++) {
+    const block = Math.floor(step / 20_000) * 450 + Math.floor(random() * 900);
+    const isWrite = writeEvery > 0 && step % writeEvery === 0;
+    if (mine.access(block, isWrite)) hits.mine++;
+    if (lru.access(block, isWrite)) hits.lru++;
+    if (tinylfu.access(block, isWrite)) hits.tinylfu++;
+  }
+  return { ...hits, accesses };
+}
