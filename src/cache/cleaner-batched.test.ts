@@ -179,3 +179,33 @@ test('a failed batched read falls back to engine reads; a failed read leaves blo
     await origin.close();
   }
 });
+
+test('a flush reports progress after each chunk and stops between chunks when interrupted', async () => {
+  const { cache, origin, engine, originPath } = await setUp('progress', 32, 128);
+  try {
+    // 80% of a 32 MiB cache: about 26 MiB, one round of 7 chunks of 4 MiB (4 in flight at once).
+    const blocks = Array.from({ length: Math.floor(engine.mapping.cacheBlocks * 0.8) }, (_, i) => i);
+    await dirty(engine, blocks, 4);
+    const interrupt = new AbortController();
+    const reported: number[] = [];
+    await engine.writebackAll((left) => {
+      reported.push(left);
+      interrupt.abort(); // as `flush` does on Ctrl-C: the chunks in flight finish, no new one starts
+    }, interrupt.signal);
+    assert.ok(reported.length >= 1 && reported[0]! < blocks.length, `progress after the first chunk: ${reported.join(',')}`);
+    const left = engine.table.dirtyCount;
+    assert.ok(left > 0 && left < blocks.length, `an interrupted flush leaves the rest dirty (${left} of ${blocks.length})`);
+    assert.equal(engine.table.crcsInMemory, 0, 'what was written back was committed');
+
+    const progress: number[] = [];
+    await engine.writebackAll((dirtyBlocks) => progress.push(dirtyBlocks));
+    assert.ok(progress.length >= 2, `progress per chunk, not per round: ${progress.join(',')}`);
+    assert.deepEqual([...progress].sort((a, b) => b - a), progress, 'dirty blocks left only go down');
+    assert.equal(progress[progress.length - 1], 0);
+    checkOrigin(originPath, blocks, 4);
+  } finally {
+    await engine.close();
+    await cache.close();
+    await origin.close();
+  }
+});

@@ -37,8 +37,14 @@ import { DIRTY, HAS_CRC, PERSISTED_DIRTY, VALID } from './slot-table.js';
 export const WRITEBACK_RUN_BYTES_MAX = 4 * MiB;
 /** Below the threshold by this many percentage points before threshold cleaning stops (hysteresis). */
 const THRESHOLD_HYSTERESIS_PERCENT = 1;
-/** A flush writes back at most this much per round (two commits a round; sorted runs need big rounds). */
-export const FLUSH_ROUND_BYTES_MAX = 64 * MiB;
+/**
+ * A flush writes back at most this much per round. A round ends with a commit, which
+ * flushes the origin, and its last writes drain before the next round starts: a
+ * disk-like origin does nothing else during its flush (measured: 90-300 ms idle per
+ * 64 MiB round against nbdkit noparallel). 256 MiB of 4 KiB blocks is PENDING_RECORDS_MAX.
+ * Progress and interruption do not wait for a round: both act per chunk.
+ */
+export const FLUSH_ROUND_BYTES_MAX = 256 * MiB;
 /** Bounds of the age scan's period (a quarter of dirty-max-age). */
 const AGE_SCAN_INTERVAL_MS_MIN = 100;
 const AGE_SCAN_INTERVAL_MS_MAX = 10_000;
@@ -209,8 +215,8 @@ export class Cleaner {
   /**
    * Writes back every dirty block, in origin order, in rounds of up to
    * FLUSH_ROUND_BYTES_MAX; `progress` gets the dirty blocks left after each
-   * round. Not rate-capped. When `signal` aborts, it stops after the current
-   * round (what was written back is committed; the rest stays dirty).
+   * chunk. Not rate-capped. When `signal` aborts, it stops after the chunks in
+   * flight (what was written back is committed; the rest stays dirty).
    */
   async writebackAll(progress?: (dirtyBlocks: number) => void, signal?: AbortSignal): Promise<void> {
     this.flushing++;
@@ -242,14 +248,13 @@ export class Cleaner {
               committing = undefined;
               if (!this.dirtyDurable(slots)) await this.engine.commit();
             }
-            const failure = await this.writeRound(slots, false);
+            const failure = await this.writeRound(slots, false, { progress, signal });
             const next = sorted.slice(start + roundBlocks, start + 2 * roundBlocks);
             if (committing) await committing;
             durable = next.length > 0 && this.dirtyDurable(next);
             committing = this.engine.commit();
             committing.catch(() => {}); // awaited below; no unhandled rejection meanwhile
             if (failure) throw failure.reason;
-            progress?.(table.dirtyCount);
             slots = next;
           }
         }
@@ -367,11 +372,14 @@ export class Cleaner {
     return !this.engine.commitInFlight && slots.every((slot) => table.has(slot, PERSISTED_DIRTY));
   }
 
-  /** Sorts the blocks by origin block, merges contiguous ones into runs and writes them back; returns the first failure. */
-  private async writeRound(slots: number[], background: boolean): Promise<{ reason: unknown } | undefined> {
+  /**
+   * Sorts the blocks by origin block (a flush's come sorted: `flush` is given),
+   * merges contiguous ones into runs and writes them back; returns the first failure.
+   */
+  private async writeRound(slots: number[], background: boolean, flush?: FlushHooks): Promise<{ reason: unknown } | undefined> {
     const engine = this.engine;
     const table = engine.table;
-    sortByOrigin(slots, table.originOf);
+    if (!flush) sortByOrigin(slots, table.originOf);
     const runs: number[][] = [];
     const runBlocksMax = Math.max(1, Math.floor(WRITEBACK_RUN_BYTES_MAX / engine.blockBytes));
     for (const slot of slots) {
@@ -380,7 +388,7 @@ export class Cleaner {
       if (run && previous !== undefined && table.originOf[slot] === table.originOf[previous]! + 1 && run.length < runBlocksMax) run.push(slot);
       else runs.push([slot]);
     }
-    return this.writeChunks(runs, background);
+    return this.writeChunks(runs, background, flush);
   }
 
   /**
@@ -400,7 +408,7 @@ export class Cleaner {
    * client I/O run before it takes its locks, as before.
    * Returns the first failure (every run is attempted).
    */
-  private async writeChunks(runs: number[][], background: boolean): Promise<{ reason: unknown } | undefined> {
+  private async writeChunks(runs: number[][], background: boolean, flush?: FlushHooks): Promise<{ reason: unknown } | undefined> {
     const chunkBlocksMax = background ? 1 : Math.max(1, Math.floor(WRITEBACK_CHUNK_BYTES_MAX / this.engine.blockBytes));
     const round: RoundState = { failure: undefined, pieces: pieceDeviceOf(this.engine.cacheDevice) };
     const inflight = new Set<Promise<void>>();
@@ -415,10 +423,12 @@ export class Cleaner {
       while (inflight.size >= concurrency) await Promise.race(inflight);
       // A background round that must end leaves the remaining runs dirty for a later round.
       if (background && !(await this.backgroundTurn(chunk[0]!.length * this.engine.blockBytes))) break;
+      if (flush?.signal?.aborted) break;
       const turn = { previousLocked: locked, previousIssued: issued, locked: () => {}, issued: () => {} };
       locked = new Promise((resolve) => { turn.locked = resolve; });
       issued = new Promise((resolve) => { turn.issued = resolve; });
       const done: Promise<void> = this.writeChunk(chunk, turn, round)
+        .then(() => flush?.progress?.(this.engine.table.dirtyCount))
         .catch((reason: unknown) => { round.failure ??= { reason }; })
         .finally(() => inflight.delete(done));
       inflight.add(done);
@@ -580,6 +590,12 @@ export function sortByOrigin(slots: number[], originOf: Float64Array | Uint32Arr
   keys.sort();
   for (let i = 0; i < keys.length; i++) slots[i] = keys[i]! % PACKED_SLOTS_MAX;
   return slots;
+}
+
+/** What a flush round's chunks report to: progress after each chunk; interruption stops issuing chunks. */
+interface FlushHooks {
+  readonly progress?: (dirtyBlocks: number) => void;
+  readonly signal?: AbortSignal;
 }
 
 /** Shared state of one round's chunks. */
