@@ -7,10 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Replayer } from '../sim/replayer.js';
 import { FreqCtxPolicy } from './freqctx.js';
-import { hitsAfterScan, movingWorkingSetHits } from '../testing/policy-checks.js';
+import { checkMovingWorkingSet, hitsAfterScan } from '../testing/policy-checks.js';
 import { WRITE_ACCESS } from './policy.js';
-import { LruPolicy } from './lru.js';
-import { TinyLfuPolicy } from './tinylfu.js';
 import { BlockIndex } from '../cache/block-index.js';
 import { SetMapping } from '../cache/set-mapping.js';
 
@@ -32,16 +30,7 @@ test('freqctx: the write expert keeps a block last written over an equally old, 
 });
 
 test('freqctx: on a moving working set (stale frequencies) it beats tinylfu there and stays within 5 points of LRU', () => {
-  const cacheBlocks = 1024;
-  for (const assoc of [cacheBlocks, 128]) {
-    const mine = new Replayer(cacheBlocks, assoc, new FreqCtxPolicy({ cacheBlocks, assoc }));
-    const lru = new Replayer(cacheBlocks, assoc, new LruPolicy({ cacheBlocks, assoc }));
-    const tinylfu = new Replayer(cacheBlocks, assoc, new TinyLfuPolicy({ cacheBlocks, assoc }));
-    const hits = movingWorkingSetHits(mine, lru, tinylfu, 4); // every 4th access a write
-    const report = `assoc ${assoc}: hit ratio freqctx ${hits.mine / hits.accesses}, LRU ${hits.lru / hits.accesses}, tinylfu ${hits.tinylfu / hits.accesses}`;
-    assert.ok(hits.mine > hits.tinylfu, report);
-    assert.ok(hits.mine / hits.accesses >= hits.lru / hits.accesses - 0.05, report); // a known weakness: docs/POLICIES.md
-  }
+  checkMovingWorkingSet('freqctx', (cacheBlocks, assoc) => new FreqCtxPolicy({ cacheBlocks, assoc }), 4); // every 4th access a write
 });
 
 test('freqctx: state is about 7 bytes per block at every cache size, and with the mapping under 16 at 1,000,448 blocks', () => {

@@ -1,5 +1,9 @@
 // Checks shared by the policy tests (testing only; never imported by the product).
+import assert from 'node:assert/strict';
 import { Replayer } from '../sim/replayer.js';
+import type { ReplacementPolicy } from '../policies/policy.js';
+import { LruPolicy } from '../policies/lru.js';
+import { TinyLfuPolicy } from '../policies/tinylfu.js';
 
 /**
  * Scan resistance: 64 hot blocks are used 20 times, then 2,000 blocks are read
@@ -45,4 +49,22 @@ export function movingWorkingSetHits(mine: Replayer, lru: Replayer, tinylfu: Rep
     if (tinylfu.access(block, isWrite)) hits.tinylfu++;
   }
   return { ...hits, accesses };
+}
+
+/**
+ * The moving-working-set check of a frequency policy, fully associative and at
+ * assoc 128 (1,024 blocks): it must beat tinylfu (stale frequencies mislead it)
+ * and stay within 5 points of LRU (a known weakness: docs/POLICIES.md).
+ */
+export function checkMovingWorkingSet(name: string, makePolicy: (cacheBlocks: number, assoc: number) => ReplacementPolicy, writeEvery: number): void {
+  const cacheBlocks = 1024;
+  for (const assoc of [cacheBlocks, 128]) {
+    const mine = new Replayer(cacheBlocks, assoc, makePolicy(cacheBlocks, assoc));
+    const lru = new Replayer(cacheBlocks, assoc, new LruPolicy({ cacheBlocks, assoc }));
+    const tinylfu = new Replayer(cacheBlocks, assoc, new TinyLfuPolicy({ cacheBlocks, assoc }));
+    const hits = movingWorkingSetHits(mine, lru, tinylfu, writeEvery);
+    const report = `assoc ${assoc}: hit ratio ${name} ${hits.mine / hits.accesses}, LRU ${hits.lru / hits.accesses}, tinylfu ${hits.tinylfu / hits.accesses}`;
+    assert.ok(hits.mine > hits.tinylfu, report);
+    assert.ok(hits.mine / hits.accesses >= hits.lru / hits.accesses - 0.05, report);
+  }
 }
