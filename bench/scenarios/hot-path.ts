@@ -116,7 +116,7 @@ async function measure(context: BenchContext, pattern: FioPattern, blockcache: S
 }
 
 const HEADER = ['pattern', 'bc IOPS', 'peer IOPS', 'IOPS ratio', 'bc MiB/s', 'peer MiB/s', 'bc p50 µs', 'peer p50 µs',
-  'bc p99 µs', 'peer p99 µs', 'p99 ratio', 'bc hit ratio'];
+  'bc p99 µs', 'peer p99 µs', 'p99 ratio', 'bc hit ratio', 'fio CPU bc · peer', 'fio sleeps/IO bc · peer'];
 
 function tables(context: BenchContext, tier: HotTier, rows: readonly HotRow[], cacheBlocks: number): ScenarioResult {
   const rounds = context.repeat > 1;
@@ -125,6 +125,8 @@ function tables(context: BenchContext, tier: HotTier, rows: readonly HotRow[], c
     row.label, row.blockcache.iops, row.peer.iops, ratio(row.blockcache.iops, row.peer.iops),
     row.blockcache.mibPerSecond, row.peer.mibPerSecond, row.blockcache.p50Us, row.peer.p50Us,
     row.blockcache.p99Us, row.peer.p99Us, ratio(row.blockcache.p99Us, row.peer.p99Us), row.hit,
+    `${row.blockcache.clientCpuPercent.toFixed(0)}% · ${row.peer.clientCpuPercent.toFixed(0)}%`,
+    `${row.blockcache.clientSwitchesPerIo.toFixed(2)} · ${row.peer.clientSwitchesPerIo.toFixed(2)}`,
     ...(rounds ? [row.roundRatios.map((value) => value.toFixed(2)).join(' · ')] : []),
   ]);
   const setup = `Working set ${formatSize(WORKING_SET_BYTES)} of random data; blockcache writeback, 4 KiB blocks, ` +
@@ -134,7 +136,9 @@ function tables(context: BenchContext, tier: HotTier, rows: readonly HotRow[], c
     `(the cold fill runs once over the working set)` +
     (rounds ? `; every other pattern ran ${context.repeat} rounds of blockcache then peer, and the table shows each side's median round` : '') +
     `. IOPS ratio = blockcache / peer (≥ 1 is better); ` +
-    `p99 ratio = blockcache / peer (≤ 1 is better). Hit ratio: block hits / block lookups during that pattern.`;
+    `p99 ratio = blockcache / peer (≤ 1 is better). Hit ratio: block hits / block lookups during that pattern. ` +
+    `fio CPU: the client's own user + system time over the run, as a share of one core; near 100% with few sleeps per I/O, ` +
+    `fio itself bounds the IOPS (its nbd engine makes the same system calls per I/O whichever server answers).`;
   return {
     markdown: `## ${tier.title}\n\n${setup}\n\n${markdownTable(header, cells)}\n`,
     text: `${tier.title}\n${textTable(header, cells)}\n`,

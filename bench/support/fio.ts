@@ -30,6 +30,14 @@ export interface FioResult {
   readonly mibPerSecond: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  /**
+   * fio's own CPU use (user + system) as a share of one core over the job's
+   * runtime. Near 100% the client, not the server, bounds the IOPS: fio's nbd
+   * engine makes a fixed number of system calls per I/O whichever server answers.
+   */
+  readonly clientCpuPercent: number;
+  /** fio's context switches per I/O: how often the client slept waiting for the server. */
+  readonly clientSwitchesPerIo: number;
 }
 
 export function fioArgs(uri: string, pattern: FioPattern): string[] {
@@ -73,13 +81,16 @@ export function runFio(uri: string, pattern: FioPattern): Promise<FioResult> {
 interface FioJsonSide {
   iops: number;
   bw: number; // KiB/s
+  total_ios?: number;
   lat_ns: { percentile?: Record<string, number> };
   clat_ns?: { percentile?: Record<string, number> };
 }
 
 /** fio may print notices ('fio: connected to NBD server') before the JSON. */
 export function parseFio(text: string): FioResult {
-  const json = JSON.parse(text.slice(text.indexOf('{'))) as { jobs: Array<{ error: number; mixed?: FioJsonSide }> };
+  const json = JSON.parse(text.slice(text.indexOf('{'))) as {
+    jobs: Array<{ error: number; mixed?: FioJsonSide; usr_cpu?: number; sys_cpu?: number; ctx?: number; total_ios?: number }>;
+  };
   const job = json.jobs[0];
   if (job === undefined || job.error !== 0) throw new Error(`fio job failed (error ${job?.error})`);
   const side = job.mixed;
@@ -90,5 +101,7 @@ export function parseFio(text: string): FioResult {
     mibPerSecond: side.bw / 1024,
     p50Us: (percentiles['50.000000'] ?? Number.NaN) / 1000,
     p99Us: (percentiles['99.000000'] ?? Number.NaN) / 1000,
+    clientCpuPercent: (job.usr_cpu ?? Number.NaN) + (job.sys_cpu ?? Number.NaN),
+    clientSwitchesPerIo: (job.ctx ?? Number.NaN) / (side.total_ios ?? Number.NaN),
   };
 }
