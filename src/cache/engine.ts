@@ -146,7 +146,7 @@ export class CacheEngine implements BlockDevice {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const engine = this;
     // Adjacent block reads and writes of one request become single device operations.
-    this.cacheDevice = new CoalescingDevice(parts.cache);
+    this.cacheDevice = new CoalescingDevice(parts.cache, true);
     this.origin = new CoalescingDevice(parts.origin);
     this.store = parts.store;
     this.table = parts.table;

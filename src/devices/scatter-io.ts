@@ -21,7 +21,7 @@
 // ScatterIoError (the errno code and the failing position); FileDevice maps them
 // to BlockcacheError.
 import { Worker } from 'node:worker_threads';
-import { SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_MEMORY_KEEP, SCATTER_IO_WORKERS } from '../constants.js';
+import { SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_MEMORY_KEEP, SCATTER_IO_SMALL_JOB_BYTES, SCATTER_IO_SMALL_MEMORY_KEEP, SCATTER_IO_WORKERS } from '../constants.js';
 import type { ScatterJob, ScatterReply } from './scatter-io-worker.js';
 
 /** A failed job: `code` is the errno code (e.g. 'EIO', 'EBADF'), `position` the failing file offset (-1: unknown). */
@@ -59,6 +59,7 @@ interface WorkerSlot {
 export class ScatterIo {
   private readonly slots: WorkerSlot[] = [];
   private readonly spare: SharedArrayBuffer[] = [];
+  private readonly smallSpare: SharedArrayBuffer[] = [];
   private nextId = 1;
 
   constructor(private readonly workersMax = SCATTER_IO_WORKERS) {}
@@ -68,6 +69,7 @@ export class ScatterIo {
    * when one is free, else a new one. Give it back with recycle() when done.
    */
   memory(bytes: number): SharedArrayBuffer {
+    if (bytes <= SCATTER_IO_SMALL_JOB_BYTES) return this.smallSpare.pop() ?? new SharedArrayBuffer(SCATTER_IO_SMALL_JOB_BYTES);
     if (bytes <= SCATTER_IO_JOB_BYTES_MAX) return this.spare.pop() ?? new SharedArrayBuffer(SCATTER_IO_JOB_BYTES_MAX);
     return new SharedArrayBuffer(bytes);
   }
@@ -75,6 +77,7 @@ export class ScatterIo {
   /** Gives back memory of a job that succeeded (never of one that failed). */
   recycle(memory: SharedArrayBuffer): void {
     if (memory.byteLength === SCATTER_IO_JOB_BYTES_MAX && this.spare.length < SCATTER_IO_MEMORY_KEEP) this.spare.push(memory);
+    else if (memory.byteLength === SCATTER_IO_SMALL_JOB_BYTES && this.smallSpare.length < SCATTER_IO_SMALL_MEMORY_KEEP) this.smallSpare.push(memory);
   }
 
   /** Runs one job on the least busy worker; resolves to the pieces' checksums if asked for. */

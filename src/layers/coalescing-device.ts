@@ -16,10 +16,15 @@
 // batched jobs (src/devices/scatter-io.ts): one worker round trip per job of up
 // to SCATTER_IO_JOB_BYTES_MAX instead of one thread-pool round trip each. Every
 // caller of a job settles with the job's result (like a merged write).
+// Scattered small reads (cache hits at queue depth) go the same way when the
+// layer is made with `batchReads` and a turn brings at least
+// SCATTER_READ_PIECES_MIN of them, at most SCATTER_READ_JOB_PIECES_MAX per job;
+// the data is copied from the job's memory into each caller's buffer. A failed
+// read job retries each of its reads alone, so each caller gets its own result.
 // Concurrency: callers never issue overlapping operations at once (the engine's
 // block locks), so merging cannot reorder conflicting operations.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
-import { MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX, VECTORED_BUFFERS_MAX } from '../constants.js';
+import { MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_READ_JOB_PIECES_MAX, SCATTER_READ_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX, VECTORED_BUFFERS_MAX } from '../constants.js';
 import { PieceDevice, scatterIo } from '../devices/scatter-io.js';
 import { TimedDevice } from './timed-device.js';
 
@@ -45,7 +50,12 @@ export class CoalescingDevice implements BlockDevice {
   /** The batched-I/O device under this layer, if any (scattered small writes go to it). */
   private readonly pieces: PieceDevice | undefined;
 
-  constructor(readonly inner: BlockDevice) {
+  /**
+   * `batchReads`: scattered small reads of one turn also go as batched jobs
+   * (the cache device, whose hits come many at a time and fast; not an origin,
+   * where separate reads keep a slow device's queue full).
+   */
+  constructor(readonly inner: BlockDevice, private readonly batchReads = false) {
     this.name = inner.name;
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
@@ -99,8 +109,9 @@ export class CoalescingDevice implements BlockDevice {
 
   private run(pending: Pending[], isRead: boolean): void {
     if (pending.length > 1) pending.sort((a, b) => a.offsetBytes - b.offsetBytes);
-    const batch = !isRead && this.pieces !== undefined && pending.length >= SCATTER_IO_PIECES_MIN;
-    // Groups of adjacent small writes (first, end, bytes) waiting to be batched.
+    const piecesMin = isRead ? SCATTER_READ_PIECES_MIN : SCATTER_IO_PIECES_MIN;
+    const batch = this.pieces !== undefined && (!isRead || this.batchReads) && pending.length >= piecesMin;
+    // Groups of adjacent small operations (first, end, bytes) waiting to be batched.
     const small: number[] = [];
     let first = 0;
     while (first < pending.length) {
@@ -117,39 +128,58 @@ export class CoalescingDevice implements BlockDevice {
       else this.issue(pending, first, end, bytes, isRead);
       first = end;
     }
-    if (small.length / 3 >= SCATTER_IO_PIECES_MIN) this.issueBatches(pending, small);
-    else for (let i = 0; i < small.length; i += 3) this.issue(pending, small[i]!, small[i + 1]!, small[i + 2]!, false);
+    if (small.length / 3 >= piecesMin) this.issueBatches(pending, small, isRead);
+    else for (let i = 0; i < small.length; i += 3) this.issue(pending, small[i]!, small[i + 1]!, small[i + 2]!, isRead);
   }
 
-  /** Writes the groups in `small` (triples: first, end, bytes) as batched jobs of up to SCATTER_IO_JOB_BYTES_MAX. */
-  private issueBatches(pending: Pending[], small: number[]): void {
+  /**
+   * Reads or writes the groups in `small` (triples: first, end, bytes) as
+   * batched jobs of up to SCATTER_IO_JOB_BYTES_MAX. A failed write job fails its
+   * callers (like a merged write); a failed read job retries each of its reads
+   * alone, so one unreadable block does not fail its neighbours.
+   */
+  private issueBatches(pending: Pending[], small: number[], isRead: boolean): void {
+    const pieces = this.pieces!;
+    const groupsPerJob = isRead ? SCATTER_READ_JOB_PIECES_MAX : Number.POSITIVE_INFINITY;
     for (let start = 0; start < small.length;) {
       let end = start;
       let bytes = 0;
-      while (end < small.length && bytes + small[end + 2]! <= SCATTER_IO_JOB_BYTES_MAX) {
+      while (end < small.length && bytes + small[end + 2]! <= SCATTER_IO_JOB_BYTES_MAX && (end - start) / 3 < groupsPerJob) {
         bytes += small[end + 2]!;
         end += 3;
       }
       const items: Pending[] = [];
       for (let group = start; group < end; group += 3) for (let i = small[group]!; i < small[group + 1]!; i++) items.push(pending[i]!);
       const memory = scatterIo.memory(bytes);
-      const target = new Uint8Array(memory);
+      const packed = Buffer.from(memory);
       const positions = new Float64Array(items.length);
       const lengths = new Uint32Array(items.length);
       let at = 0;
       items.forEach((item, i) => {
-        target.set(item.buffer, at);
+        if (!isRead) packed.set(item.buffer, at);
         at += item.buffer.length;
         positions[i] = item.offsetBytes;
         lengths[i] = item.buffer.length;
       });
-      this.pieces!.writePieces(positions, lengths, memory).then(
-        () => {
-          scatterIo.recycle(memory);
-          for (const item of items) item.resolve();
-        },
-        (error: unknown) => { for (const item of items) item.reject(error); },
-      );
+      if (isRead) {
+        pieces.readPieces(positions, lengths, memory).then(
+          () => {
+            let from = 0;
+            for (const item of items) from += packed.copy(item.buffer, 0, from, from + item.buffer.length);
+            scatterIo.recycle(memory);
+            for (const item of items) item.resolve();
+          },
+          () => { for (const item of items) this.inner.read(item.buffer, item.offsetBytes).then(item.resolve, item.reject); },
+        );
+      } else {
+        pieces.writePieces(positions, lengths, memory).then(
+          () => {
+            scatterIo.recycle(memory);
+            for (const item of items) item.resolve();
+          },
+          (error: unknown) => { for (const item of items) item.reject(error); },
+        );
+      }
       start = end;
     }
   }
@@ -192,10 +222,10 @@ export class CoalescingDevice implements BlockDevice {
 }
 
 /**
- * The batched-I/O device under `device`: the device itself if it does batched
- * I/O, else the one under a layer that holds no data and changes no bytes (this
- * coalescing layer, TimedDevice); undefined under any other layer. Batched I/O
- * through it skips those layers (TimedDevice does not time it).
+ * The batched-I/O device under `device`: the first layer that does batched I/O
+ * (a FileDevice, or a TimedDevice over one, which times each job), looking only
+ * through layers that hold no data and change no bytes (this coalescing layer,
+ * TimedDevice); undefined under any other layer.
  */
 export function pieceDeviceOf(device: BlockDevice): PieceDevice | undefined {
   for (let layer: BlockDevice = device; ;) {

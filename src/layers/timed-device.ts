@@ -10,6 +10,7 @@
 // promise back. Operations are small integers (DeviceOp) so the observer
 // finds its slot by index.
 import { BlockDevice, DeviceCapabilities, Extent, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
+import type { PieceDevice } from '../devices/scatter-io.js';
 
 /** Operation names, in DeviceOp index order (the `op` label of the latency histograms). */
 export const DEVICE_OPERATIONS = ['read', 'write', 'flush', 'trim', 'zero', 'cache', 'block_status'] as const;
@@ -43,6 +44,10 @@ export class TimedDevice implements BlockDevice {
   readonly writev?: (sources: readonly Buffer[], offsetBytes: number) => Promise<void>;
   readonly cache?: (offsetBytes: number, lengthBytes: number) => Promise<void>;
   readonly blockStatus?: (offsetBytes: number, lengthBytes: number) => Promise<Extent[]>;
+  /** Batched I/O (PieceDevice), when the inner device has it: each piece is recorded with its job's latency. */
+  readonly readPieces?: PieceDevice['readPieces'];
+  readonly writePieces?: PieceDevice['writePieces'];
+  readonly warm?: () => void;
 
   constructor(readonly inner: BlockDevice, private readonly observer: IoObserver) {
     this.name = inner.name;
@@ -81,17 +86,27 @@ export class TimedDevice implements BlockDevice {
     if (inner.writev) this.writev = (sources, offsetBytes) => this.timed(WRITE, now(), inner.writev!(sources, offsetBytes));
     if (inner.cache) this.cache = (offsetBytes, lengthBytes) => this.timed(DeviceOp.cache, now(), inner.cache!(offsetBytes, lengthBytes));
     if (inner.blockStatus) this.blockStatus = (offsetBytes, lengthBytes) => this.timed(DeviceOp.block_status, now(), inner.blockStatus!(offsetBytes, lengthBytes));
+    const pieces = inner as Partial<PieceDevice>;
+    if (typeof pieces.readPieces === 'function' && typeof pieces.writePieces === 'function') {
+      this.readPieces = (positions, lengths, memory, checksums) =>
+        this.timed(READ, now(), pieces.readPieces!(positions, lengths, memory, checksums), positions.length);
+      this.writePieces = (positions, lengths, memory) => this.timed(WRITE, now(), pieces.writePieces!(positions, lengths, memory), positions.length);
+      if (typeof pieces.warm === 'function') this.warm = () => pieces.warm!();
+    }
   }
 
   /**
-   * Records `operation` when `result` settles, and returns `result` itself: the
+   * Records `operation` (`count` times: one per piece of a batched job) when `result` settles, and returns `result` itself: the
    * caller gets the inner device's own promise (same value, same error, no
    * extra microtask hop), and the observation is made first, by a reaction
    * registered before the caller's. One closure per operation, for both outcomes.
    */
-  private timed<T>(operation: DeviceOpIndex, start: number, result: Promise<T>): Promise<T> {
+  private timed<T>(operation: DeviceOpIndex, start: number, result: Promise<T>, count = 1): Promise<T> {
     const observer = this.observer;
-    const settled = (): void => observer.record(operation, (now() - start) / 1000);
+    const settled = (): void => {
+      const seconds = (now() - start) / 1000;
+      for (let i = 0; i < count; i++) observer.record(operation, seconds);
+    };
     // The derived promise always fulfils (record does not throw), so a rejection
     // is still the caller's to handle, exactly as without this layer.
     result.then(settled, settled);
