@@ -96,10 +96,11 @@ export class TimedDevice implements BlockDevice {
   }
 
   /**
-   * Records `operation` (`count` times: one per piece of a batched job) when `result` settles, and returns `result` itself: the
-   * caller gets the inner device's own promise (same value, same error, no
-   * extra microtask hop), and the observation is made first, by a reaction
-   * registered before the caller's. One closure per operation, for both outcomes.
+   * Records `operation` (`count` times: once per piece of a batched job) when
+   * `result` settles, and returns `result` itself: the caller gets the inner
+   * device's own promise (same value, same error, no extra microtask hop), and
+   * the observation is made first, by a reaction registered before the
+   * caller's. One closure per operation, for both outcomes.
    */
   private timed<T>(operation: DeviceOpIndex, start: number, result: Promise<T>, count = 1): Promise<T> {
     const observer = this.observer;
