@@ -187,6 +187,7 @@ export class CacheEngine implements BlockDevice {
       this.stats.reads++;
       this.stats.bytesRead += target.length;
       const bypass = this.readStreams.observe(offsetBytes, target.length, this.sequentialCutoffBytes);
+      if (target.length > this.blockBytes && await this.readRunOfHits(target, offsetBytes)) return;
       await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
         this.readBlock(originBlock, inner, target.subarray(at, at + length), bypass));
     } finally {
@@ -567,6 +568,50 @@ export class CacheEngine implements BlockDevice {
   private keepInRam(originBlock: number, inner: number, data: Buffer): void {
     const length = this.blockLength(originBlock);
     if (this.ram !== null && inner === 0 && data.length >= length) this.ram.putClean(originBlock, data, 0, length);
+  }
+
+  /**
+   * Fast path for a whole-block read whose blocks are all cache hits on the SSD
+   * tier, none in RAM and none locked: shared locks on all of them, one device
+   * read per run of consecutive slots, no promise per block. False (nothing
+   * done, no lock held) when the read does not qualify or a device read fails:
+   * the caller then takes the per-block path, which owns every other case
+   * (misses, RAM copies, waits, partial blocks, read errors).
+   */
+  private async readRunOfHits(target: Buffer, offsetBytes: number): Promise<boolean> {
+    const blockBytes = this.blockBytes;
+    if (this.state !== 'running' || offsetBytes % blockBytes !== 0 || target.length % blockBytes !== 0) return false;
+    const first = offsetBytes / blockBytes;
+    const end = first + target.length / blockBytes;
+    if (end * blockBytes > this.sizeBytes) return false; // a short last block
+    const ram = this.ram;
+    for (let block = first; block < end; block++) {
+      const slot = this.index.get(block);
+      if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block) || (ram !== null && ram.lookup(block) >= 0)) return false;
+    }
+    for (let block = first; block < end; block++) assert(this.locks.acquire(block, false) === undefined, 'a free block locks at once');
+    try {
+      const reads: Promise<void>[] = [];
+      for (let block = first; block < end;) {
+        const slot = this.index.get(block);
+        let runEnd = block + 1;
+        while (runEnd < end && this.index.get(runEnd) === slot + (runEnd - block)) runEnd++;
+        // Not cacheRead: a failure here is not counted; the per-block path redoes the read and counts it.
+        reads.push(this.cacheDevice.read(target.subarray((block - first) * blockBytes, (runEnd - first) * blockBytes), this.slotOffset(slot)));
+        block = runEnd;
+      }
+      const results = await Promise.allSettled(reads);
+      if (results.some((result) => result.status === 'rejected')) return false;
+      for (let block = first; block < end; block++) {
+        const slot = this.index.get(block);
+        this.stats.readHits++;
+        this.policy.hit(slot, READ_ACCESS);
+        this.keepInRam(block, 0, target.subarray((block - first) * blockBytes, (block - first + 1) * blockBytes));
+      }
+      return true;
+    } finally {
+      for (let block = first; block < end; block++) this.locks.release(block, false);
+    }
   }
 
   private async readBlock(originBlock: number, inner: number, target: Buffer, bypass = false): Promise<void> {
