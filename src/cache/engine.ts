@@ -587,7 +587,8 @@ export class CacheEngine implements BlockDevice {
     const ram = this.ram;
     for (let block = first; block < end; block++) {
       const slot = this.index.get(block);
-      if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block) || (ram !== null && ram.lookup(block) >= 0)) return false;
+      if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
+      if (ram !== null && ram.lookup(block) >= 0) return false;
     }
     for (let block = first; block < end; block++) assert(this.locks.acquire(block, false) === undefined, 'a free block locks at once');
     try {
@@ -597,7 +598,8 @@ export class CacheEngine implements BlockDevice {
         let runEnd = block + 1;
         while (runEnd < end && this.index.get(runEnd) === slot + (runEnd - block)) runEnd++;
         // Not cacheRead: a failure here is not counted; the per-block path redoes the read and counts it.
-        reads.push(this.cacheDevice.read(target.subarray((block - first) * blockBytes, (runEnd - first) * blockBytes), this.slotOffset(slot)));
+        const run = target.subarray((block - first) * blockBytes, (runEnd - first) * blockBytes);
+        reads.push(this.cacheDevice.read(run, this.slotOffset(slot)));
         block = runEnd;
       }
       const results = await Promise.allSettled(reads);

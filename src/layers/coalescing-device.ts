@@ -24,7 +24,10 @@
 // Concurrency: callers never issue overlapping operations at once (the engine's
 // block locks), so merging cannot reorder conflicting operations.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
-import { MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_READ_JOB_PIECES_MAX, SCATTER_READ_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX, VECTORED_BUFFERS_MAX } from '../constants.js';
+import {
+  MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX, SCATTER_READ_JOB_PIECES_MAX, SCATTER_READ_PIECES_MIN,
+  VECTORED_BUFFERS_MAX,
+} from '../constants.js';
 import { PieceDevice, scatterIo } from '../devices/scatter-io.js';
 import { TimedDevice } from './timed-device.js';
 
@@ -144,7 +147,7 @@ export class CoalescingDevice implements BlockDevice {
     for (let start = 0; start < small.length;) {
       let end = start;
       let bytes = 0;
-      while (end < small.length && bytes + small[end + 2]! <= SCATTER_IO_JOB_BYTES_MAX && (end - start) / 3 < groupsPerJob) {
+      while (end < small.length && (end - start) / 3 < groupsPerJob && bytes + small[end + 2]! <= SCATTER_IO_JOB_BYTES_MAX) {
         bytes += small[end + 2]!;
         end += 3;
       }
