@@ -89,7 +89,7 @@ interface FioJsonSide {
 /** fio may print notices ('fio: connected to NBD server') before the JSON. */
 export function parseFio(text: string): FioResult {
   const json = JSON.parse(text.slice(text.indexOf('{'))) as {
-    jobs: Array<{ error: number; mixed?: FioJsonSide; usr_cpu?: number; sys_cpu?: number; ctx?: number; total_ios?: number }>;
+    jobs: Array<{ error: number; mixed?: FioJsonSide; usr_cpu?: number; sys_cpu?: number; ctx?: number }>;
   };
   const job = json.jobs[0];
   if (job === undefined || job.error !== 0) throw new Error(`fio job failed (error ${job?.error})`);

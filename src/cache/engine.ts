@@ -590,7 +590,10 @@ export class CacheEngine implements BlockDevice {
       if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
       if (ram !== null && ram.lookup(block) >= 0) return false;
     }
-    for (let block = first; block < end; block++) assert(this.locks.acquire(block, false) === undefined, 'a free block locks at once');
+    for (let block = first; block < end; block++) {
+      const wait = this.locks.acquire(block, false);
+      assert(wait === undefined, 'a free block locks at once');
+    }
     try {
       const reads: Promise<void>[] = [];
       for (let block = first; block < end;) {
@@ -605,9 +608,7 @@ export class CacheEngine implements BlockDevice {
       const results = await Promise.allSettled(reads);
       if (results.some((result) => result.status === 'rejected')) return false;
       for (let block = first; block < end; block++) {
-        const slot = this.index.get(block);
-        this.stats.readHits++;
-        this.policy.hit(slot, READ_ACCESS);
+        this.countSsdHit(this.index.get(block));
         this.keepInRam(block, 0, target.subarray((block - first) * blockBytes, (block - first + 1) * blockBytes));
       }
       return true;
@@ -661,14 +662,19 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
+  /** A read served by the SSD tier's copy in `slot`: counted, and told to the policy. */
+  private countSsdHit(slot: number): void {
+    this.stats.readHits++;
+    this.policy.hit(slot, READ_ACCESS);
+  }
+
   /**
    * Serves a cached block. A clean copy that cannot be read (or any clean copy
    * while degraded) is served from the origin and the copy dropped; a dirty copy
    * is the only one, so its read error reaches the client (EIO), never stale data.
    */
   private async readHit(slot: number, originBlock: number, inner: number, target: Buffer, exclusive: boolean): Promise<void> {
-    this.stats.readHits++;
-    this.policy.hit(slot, READ_ACCESS);
+    this.countSsdHit(slot);
     const dirty = this.table.has(slot, DIRTY);
     if (this.state === 'degraded' && !dirty) {
       this.stats.degradedReads++;

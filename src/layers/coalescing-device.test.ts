@@ -160,6 +160,12 @@ test('a timing layer over a batched device passes its jobs through and records e
   assert.deepEqual(inner.readBatches, [5]);
   assert.deepEqual(seen, [0, 0, 0, 0, 0]); // five reads (DeviceOp.read), one per piece
   targets.forEach((target, i) => assert.ok(target.equals(block(i * 2 + 1))));
+  // The cleaner starts the workers ahead through this layer: warm() must reach the device.
+  let warmed = 0;
+  const warming = Object.assign(inner, { warm: () => { warmed++; } });
+  new TimedDevice(warming, noObserver).warm?.();
+  assert.equal(warmed, 1);
+  assert.equal(new TimedDevice(new MemoryDevice(4096), noObserver).warm, undefined);
 });
 
 test('pieceDeviceOf looks through the coalescing and timing layers only', () => {
