@@ -90,3 +90,31 @@ test('the coalescing layer merges adjacent reads and writes of one turn into sin
     await device.close();
   }
 });
+
+test('FileDevice with inline writes: small writes run on the calling thread, large ones and reads do not, bytes exact', async () => {
+  const file = path.join(directory, 'inline.img');
+  const device = await FileDevice.open(file, { createSizeBytes: 4 * 1024 * 1024, inlineWrites: true });
+  try {
+    const gate = device.inlineGate!;
+    assert.ok(gate);
+    const small = pattern(4096, 5);
+    const large = pattern(256 * 1024, 6);
+    await device.write(small, 8192);
+    await device.write(large, 1024 * 1024);
+    assert.equal(gate.inlineWrites, 1, 'only the small write ran inline');
+    const back = Buffer.alloc(small.length + large.length);
+    await device.read(back.subarray(0, small.length), 8192);
+    await device.read(back.subarray(small.length), 1024 * 1024);
+    assert.deepEqual(back, Buffer.concat([small, large]));
+    await assert.rejects(device.write(small, 4 * 1024 * 1024 - 100), BlockcacheError, 'ranges are still checked');
+    assert.equal(gate.inlineWrites, 1);
+  } finally {
+    await device.close();
+  }
+  const plain = await FileDevice.open(file);
+  try {
+    assert.equal(plain.inlineGate, null, 'off unless asked for');
+  } finally {
+    await plain.close();
+  }
+});

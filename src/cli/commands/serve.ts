@@ -87,7 +87,8 @@ async function openOrigin(spec: string, relocated: boolean): Promise<OpenedDevic
 
 /** Runs the server until SIGINT/SIGTERM; resolves with the exit code. */
 export async function serve(options: ServeOptions): Promise<number> {
-  const cache = await openDevice(options.cache);
+  // Cache writes land in the page cache: small ones run inline while they stay fast.
+  const cache = await openDevice(options.cache, { inlineWrites: true });
   const closers: Array<() => Promise<void>> = [() => cache.device.close()];
   const closeAll = async () => { for (const close of closers.reverse()) await close().catch(() => {}); };
   try {
