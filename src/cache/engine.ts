@@ -1168,6 +1168,11 @@ export class CacheEngine implements BlockDevice {
     return dirty;
   }
 
+  /** True when a timer commits changed records every commit interval (not in tests and detach, which pass 0). */
+  get commitsPeriodically(): boolean {
+    return this.commitTimer !== undefined;
+  }
+
   /** True while a commit (or a queued one) has not finished: staged records may not be durable yet. */
   get commitInFlight(): boolean {
     return this.commitRunning !== undefined || this.commitQueued !== undefined;
