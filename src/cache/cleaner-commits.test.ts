@@ -16,10 +16,10 @@ const LOCATION = { name: 'cleaner-commits-origin', deviceId: 9, inode: 9 };
 /** Long enough that the periodic commit never fires during a test. */
 const NEVER_MS = 600_000;
 
-async function setUp(commitIntervalMs: number, dirtyThresholdPercent: number, assoc: 'full' | number = 'full') {
+async function setUp(commitIntervalMs: number, dirtyThresholdPercent: number) {
   const cache = new MemoryDevice(8 * 1024 * 1024);
   const origin = new MemoryDevice(32 * 1024 * 1024);
-  await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK, assoc });
+  await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK, assoc: 'full' });
   const { engine } = await openCache({ cache, origin, originLocation: LOCATION, commitIntervalMs, settings: { dirtyThresholdPercent } });
   return engine;
 }
@@ -71,16 +71,16 @@ test('with periodic commits, threshold rounds of durable dirty blocks commit not
 test('a threshold round takes blocks whose dirty records are durable before those that would need a commit first', async () => {
   const engine = await setUp(NEVER_MS, 100);
   try {
-    const half = Math.floor(engine.mapping.cacheBlocks / 4);
+    const count = Math.floor(engine.mapping.cacheBlocks / 4);
     const scratch = Buffer.alloc(BLOCK);
     // Low slots: clean copies (read misses), made dirty after the commit below, so their dirty records are not durable.
-    for (let b = 0; b < half; b++) await engine.read(scratch, b * 2 * BLOCK);
+    for (let b = 0; b < count; b++) await engine.read(scratch, b * 2 * BLOCK);
     // High slots: dirty blocks whose records the commit makes durable.
-    for (let b = 0; b < half; b++) await engine.write(block(b), (1000 + b * 2) * BLOCK);
+    for (let b = 0; b < count; b++) await engine.write(block(b), (1000 + b * 2) * BLOCK);
     await engine.commit();
-    for (let b = 0; b < half; b++) await engine.write(block(b), b * 2 * BLOCK);
+    for (let b = 0; b < count; b++) await engine.write(block(b), b * 2 * BLOCK);
     const commitsBefore = engine.stats.commits;
-    const keep = engine.table.dirtyCount - Math.floor(half / 2);
+    const keep = engine.table.dirtyCount - Math.floor(count / 2);
     engine.cleaner.settings.dirtyThresholdPercent = Math.ceil((100 * keep) / engine.mapping.cacheBlocks);
     engine.cleaner.applySettings();
     await settled(engine);

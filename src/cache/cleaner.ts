@@ -31,7 +31,7 @@ import { RateMeter } from './rate-meter.js';
 import { crc32c } from '../stdx/checksum.js';
 import { assert } from '../stdx/assert.js';
 import type { CacheEngine } from './engine.js';
-import { DIRTY, HAS_CRC, PERSISTED_DIRTY, VALID } from './slot-table.js';
+import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, VALID } from './slot-table.js';
 
 /** Largest single origin write a run of contiguous dirty blocks is merged into. */
 export const WRITEBACK_RUN_BYTES_MAX = 4 * MiB;
@@ -174,13 +174,23 @@ export class Cleaner {
    */
   noteNoRoom(set: number): void {
     if (this.engine.table.dirtyPerSet[set]! === 0) {
-      if (this.engine.table.pendingRecords > 0 && !this.engine.commitInFlight) {
+      if (!this.engine.commitInFlight && this.awaitsCleanRecord(set)) {
         void this.engine.commit().catch((error) => this.engine.internals.log(`commit failed: ${(error as Error).message}`));
       }
       return;
     }
     this.noRoomSets.add(set);
     this.schedule();
+  }
+
+  /** Does the set hold a clean block whose record on disk may still say dirty (not reusable until a commit)? */
+  private awaitsCleanRecord(set: number): boolean {
+    const state = this.engine.table.state;
+    const first = this.engine.mapping.firstBlockOf(set);
+    for (let slot = first; slot < first + this.engine.mapping.assoc; slot++) {
+      if ((state[slot]! & (DIRTY | DIRTY_ON_DISK)) === DIRTY_ON_DISK) return true;
+    }
+    return false;
   }
 
   private schedule(): void {
