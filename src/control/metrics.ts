@@ -13,6 +13,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Metric } from 'prom-client';
 import type { CacheEngine } from '../cache/engine.js';
+import type { InlineWriteGate } from '../devices/inline-write-gate.js';
 import { DEVICE_OPERATIONS } from '../layers/timed-device.js';
 import type { IoObserver } from '../layers/timed-device.js';
 
@@ -141,6 +142,7 @@ type Observers = { client: LatencyHistogram; cacheDevice: LatencyHistogram; orig
 export class CacheMetrics {
   readonly registry = new Registry();
   private engine: CacheEngine | undefined;
+  private inlineGate: InlineWriteGate | undefined;
   readonly observers: Observers;
 
   constructor() {
@@ -160,6 +162,11 @@ export class CacheMetrics {
   /** The engine whose counters and gauges are exposed (set once it is open). */
   attach(engine: CacheEngine): void {
     this.engine = engine;
+  }
+
+  /** Exposes the cache device's inline-write counters (a FileDevice opened with inlineWrites). */
+  watchInlineWrites(gate: InlineWriteGate): void {
+    this.inlineGate = gate;
   }
 
   get contentType(): string {
@@ -243,6 +250,21 @@ export class CacheMetrics {
     gauge('blockcache_sequential_cutoff_bytes', 'Streams this long bypass the cache (0 = off)', [], (e) => [[{}, e.sequentialCutoffBytes]]);
     gauge('blockcache_state', 'Engine state (1 for the current one)', ['state'], (e) =>
       (['running', 'degraded', 'stopping', 'stopped'] as const).map((state) => [{ state }, e.state === state ? 1 : 0]));
+    const inlineCounter = (name: string, help: string, labelNames: string[], values: (gate: InlineWriteGate) => Array<[Record<string, string>, number]>) =>
+      new Counter({
+        name, help, labelNames, registers,
+        collect() {
+          const gate = metrics.inlineGate;
+          if (!gate) return;
+          this.reset();
+          for (const [labels, value] of values(gate)) this.inc(labels, value);
+        },
+      });
+    inlineCounter('blockcache_cache_small_writes_total',
+      'Small cache-device writes by path: inline (on the event loop) or deferred (to the thread pool while inline writes back off)', ['path'], (g) => [
+        [{ path: 'inline' }, g.inlineWrites], [{ path: 'deferred' }, g.deferredWrites],
+      ]);
+    inlineCounter('blockcache_cache_inline_slow_writes_total', 'Inline cache-device writes slower than 1 ms (charged to the stall budget)', [], (g) => [[{}, g.slowWrites]]);
     gauge('blockcache_info', 'Mode and policy (always 1)', ['mode', 'policy'], (e) => [[{ mode: e.mode, policy: e.policy.name }, 1]]);
   }
 }

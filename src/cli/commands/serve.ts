@@ -11,6 +11,7 @@ import { NbdServer } from '../../nbd/server.js';
 import { ControlServer } from '../../control/control-server.js';
 import { engineStatus } from '../../control/status.js';
 import { CacheMetrics } from '../../control/metrics.js';
+import { FileDevice } from '../../devices/file-device.js';
 import { applySettings, parseAssignments, readSettings } from '../../control/settings.js';
 import { TimedDevice } from '../../layers/timed-device.js';
 import { BlockcacheError } from '../../stdx/errors.js';
@@ -109,6 +110,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     });
     closers.push(() => engine.close());
     metrics.attach(engine);
+    if (cache.device instanceof FileDevice && cache.device.inlineGate) metrics.watchInlineWrites(cache.device.inlineGate);
     if (options.settings && options.settings.length > 0) await applySettings(engine, parseAssignments(options.settings.join('\n')));
     log(`${report.cleanShutdown ? 'clean start' : 'recovered after a crash'}: ${report.keptDirty} dirty and ${report.keptClean} clean blocks kept`
       + (report.freed > 0 ? `, ${report.freed} dropped` : '') + (report.corruptRecords > 0 ? `, ${report.corruptRecords} corrupt records` : '')
