@@ -13,7 +13,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Metric } from 'prom-client';
 import type { CacheEngine } from '../cache/engine.js';
-import type { InlineWriteGate } from '../devices/inline-write-gate.js';
+import type { InlineIoGate } from '../devices/inline-io-gate.js';
 import { DEVICE_OPERATIONS } from '../layers/timed-device.js';
 import type { IoObserver } from '../layers/timed-device.js';
 
@@ -142,7 +142,8 @@ type Observers = { client: LatencyHistogram; cacheDevice: LatencyHistogram; orig
 export class CacheMetrics {
   readonly registry = new Registry();
   private engine: CacheEngine | undefined;
-  private inlineGate: InlineWriteGate | undefined;
+  private inlineReads: InlineIoGate | undefined;
+  private inlineWrites: InlineIoGate | undefined;
   readonly observers: Observers;
 
   constructor() {
@@ -164,9 +165,10 @@ export class CacheMetrics {
     this.engine = engine;
   }
 
-  /** Exposes the cache device's inline-write counters (a FileDevice opened with inlineWrites). */
-  watchInlineWrites(gate: InlineWriteGate): void {
-    this.inlineGate = gate;
+  /** Exposes the cache device's inline-I/O counters (a FileDevice opened with inlineIo; null: none). */
+  watchInlineIo(reads: InlineIoGate | null, writes: InlineIoGate | null): void {
+    this.inlineReads = reads ?? undefined;
+    this.inlineWrites = writes ?? undefined;
   }
 
   get contentType(): string {
@@ -250,21 +252,22 @@ export class CacheMetrics {
     gauge('blockcache_sequential_cutoff_bytes', 'Streams this long bypass the cache (0 = off)', [], (e) => [[{}, e.sequentialCutoffBytes]]);
     gauge('blockcache_state', 'Engine state (1 for the current one)', ['state'], (e) =>
       (['running', 'degraded', 'stopping', 'stopped'] as const).map((state) => [{ state }, e.state === state ? 1 : 0]));
-    const inlineCounter = (name: string, help: string, labelNames: string[], values: (gate: InlineWriteGate) => Array<[Record<string, string>, number]>) =>
+    const inlineCounter = (name: string, help: string, labelNames: string[], values: (gate: InlineIoGate) => Array<[Record<string, string>, number]>) =>
       new Counter({
-        name, help, labelNames, registers,
+        name, help, labelNames: ['op', ...labelNames], registers,
         collect() {
-          const gate = metrics.inlineGate;
-          if (!gate) return;
           this.reset();
-          for (const [labels, value] of values(gate)) this.inc(labels, value);
+          for (const [op, gate] of [['read', metrics.inlineReads], ['write', metrics.inlineWrites]] as const) {
+            if (gate) for (const [labels, value] of values(gate)) this.inc({ op, ...labels }, value);
+          }
         },
       });
-    inlineCounter('blockcache_cache_small_writes_total',
-      'Small cache-device writes by path: inline (on the event loop) or deferred (to the thread pool while inline writes back off)', ['path'], (g) => [
-        [{ path: 'inline' }, g.inlineWrites], [{ path: 'deferred' }, g.deferredWrites],
+    inlineCounter('blockcache_cache_small_io_total',
+      'Small cache-device reads and writes by path: inline (on the event loop) or deferred (to the thread pool while inline I/O backs off)', ['path'], (g) => [
+        [{ path: 'inline' }, g.inline], [{ path: 'deferred' }, g.deferred],
       ]);
-    inlineCounter('blockcache_cache_inline_slow_writes_total', 'Inline cache-device writes slower than 1 ms (charged to the stall budget)', [], (g) => [[{}, g.slowWrites]]);
+    inlineCounter('blockcache_cache_inline_slow_io_total',
+      'Inline cache-device reads over 50 µs and writes over 1 ms (charged to the stall budget)', [], (g) => [[{}, g.slow]]);
     gauge('blockcache_info', 'Mode and policy (always 1)', ['mode', 'policy'], (e) => [[{ mode: e.mode, policy: e.policy.name }, 1]]);
   }
 }

@@ -91,30 +91,56 @@ test('the coalescing layer merges adjacent reads and writes of one turn into sin
   }
 });
 
-test('FileDevice with inline writes: small writes run on the calling thread, large ones and reads do not, bytes exact', async () => {
+test('FileDevice with inline I/O: small reads and writes run on the calling thread, large ones do not, bytes exact', async () => {
   const file = path.join(directory, 'inline.img');
-  const device = await FileDevice.open(file, { createSizeBytes: 4 * 1024 * 1024, inlineWrites: true });
+  const device = await FileDevice.open(file, { createSizeBytes: 4 * 1024 * 1024, inlineIo: true });
   try {
-    const gate = device.inlineGate!;
-    assert.ok(gate);
+    const reads = device.inlineReads!;
+    const writes = device.inlineWrites!;
+    assert.ok(reads && writes);
+    assert.equal(device.inlineNow(true), true);
+    assert.equal(device.inlineNow(false), true);
     const small = pattern(4096, 5);
     const large = pattern(256 * 1024, 6);
     await device.write(small, 8192);
     await device.write(large, 1024 * 1024);
-    assert.equal(gate.inlineWrites, 1, 'only the small write ran inline');
+    assert.equal(writes.inline, 1, 'only the small write ran inline');
     const back = Buffer.alloc(small.length + large.length);
     await device.read(back.subarray(0, small.length), 8192);
     await device.read(back.subarray(small.length), 1024 * 1024);
+    assert.equal(reads.inline, 1, 'only the small read ran inline');
     assert.deepEqual(back, Buffer.concat([small, large]));
+    const tail = Buffer.alloc(4096, 0xff);
+    await device.read(tail, 4 * 1024 * 1024 - 4096);
+    assert.ok(tail.equals(Buffer.alloc(4096)), 'the sparse end reads as zeroes');
     await assert.rejects(device.write(small, 4 * 1024 * 1024 - 100), BlockcacheError, 'ranges are still checked');
-    assert.equal(gate.inlineWrites, 1);
+    await assert.rejects(device.read(Buffer.alloc(4096), 4 * 1024 * 1024 - 100), BlockcacheError);
+    assert.equal(writes.inline, 1);
   } finally {
     await device.close();
   }
   const plain = await FileDevice.open(file);
   try {
-    assert.equal(plain.inlineGate, null, 'off unless asked for');
+    assert.equal(plain.inlineReads, null, 'off unless asked for');
+    assert.equal(plain.inlineWrites, null);
+    assert.equal(plain.inlineNow(true), false);
   } finally {
     await plain.close();
+  }
+});
+
+test('the coalescing layer batches a turn of scattered reads for a worker only while the device does not read inline', async () => {
+  const file = path.join(directory, 'inline-batch.img');
+  const inner = await FileDevice.open(file, { createSizeBytes: 4 * 1024 * 1024, inlineIo: true });
+  const device = new CoalescingDevice(inner, true);
+  try {
+    const blocks = Array.from({ length: 8 }, (_, i) => pattern(4096, 20 + i));
+    await Promise.all(blocks.map((data, i) => inner.write(data, i * 3 * 4096)));
+    const back = blocks.map(() => Buffer.alloc(4096));
+    await Promise.all(back.map((target, i) => device.read(target, i * 3 * 4096)));
+    assert.deepEqual(back, blocks);
+    assert.equal(inner.inlineReads!.inline, 8, 'each read inline, none batched');
+  } finally {
+    await device.close();
   }
 });

@@ -13,7 +13,7 @@ import { BlockcacheError, fromSystemError } from '../stdx/errors.js';
 import { MiB, VECTORED_BUFFERS_MAX } from '../constants.js';
 import { assert } from '../stdx/assert.js';
 import { PieceDevice, ScatterIoError, scatterIo } from './scatter-io.js';
-import { InlineWriteGate } from './inline-write-gate.js';
+import { INLINE_READ_SLOW_MS, INLINE_WRITE_SLOW_MS, InlineIoGate } from './inline-io-gate.js';
 
 /** Zero buffers are written in pieces of this size when zeroing cannot be done natively. */
 const ZERO_WRITE_BYTES = 1 * MiB;
@@ -78,27 +78,31 @@ export interface FileDeviceOptions {
   /** Create a sparse regular file of this size if the path does not exist. */
   readonly createSizeBytes?: number;
   /**
-   * Make small writes synchronously on the calling thread while they stay fast
-   * (src/devices/inline-write-gate.ts): for the cache device, whose writes land
-   * in the page cache. Off by default.
+   * Make small reads and writes synchronously on the calling thread while they
+   * stay fast (src/devices/inline-io-gate.ts): for the cache device, whose
+   * writes land in the page cache and whose hot reads come from it. Off by default.
    */
-  readonly inlineWrites?: boolean;
+  readonly inlineIo?: boolean;
 }
 
 export class FileDevice implements BlockDevice, PieceDevice {
   readonly capabilities: DeviceCapabilities;
   private nativeZero: boolean;
-  /** Decides which writes run inline (null: none do). */
-  readonly inlineGate: InlineWriteGate | null = null;
+  /** Decide which reads and which writes run inline (null: none do). */
+  readonly inlineReads: InlineIoGate | null = null;
+  readonly inlineWrites: InlineIoGate | null = null;
 
   private constructor(
     readonly name: string,
     private readonly fd: number,
     readonly sizeBytes: number,
     private readonly isRegularFile: boolean,
-    inlineWrites: boolean,
+    inlineIo: boolean,
   ) {
-    if (inlineWrites) this.inlineGate = new InlineWriteGate();
+    if (inlineIo) {
+      this.inlineReads = new InlineIoGate(INLINE_READ_SLOW_MS);
+      this.inlineWrites = new InlineIoGate(INLINE_WRITE_SLOW_MS);
+    }
     this.nativeZero = isRegularFile;
     this.capabilities = { trim: isRegularFile, fastZero: isRegularFile, multiConn: true };
   }
@@ -123,13 +127,24 @@ export class FileDevice implements BlockDevice, PieceDevice {
       fs.closeSync(fd);
       throw new BlockcacheError('DEVICE_OPEN', `${path} is neither a regular file nor a block device`);
     }
-    return new FileDevice(path, fd, sizeBytes, stat.isFile(), options.inlineWrites === true && !options.readOnly);
+    return new FileDevice(path, fd, sizeBytes, stat.isFile(), options.inlineIo === true);
   }
 
   async read(target: Buffer, offsetBytes: number): Promise<void> {
     checkRange(this.sizeBytes, offsetBytes, target.length, false);
     let done = 0;
     try {
+      const gate = this.inlineReads;
+      if (gate !== null && gate.allows(target.length, performance.now())) {
+        const start = performance.now();
+        while (done < target.length) {
+          const bytes = fs.readSync(this.fd, target, done, target.length - done, offsetBytes + done);
+          if (bytes === 0) { target.fill(0, done); break; }
+          done += bytes;
+        }
+        gate.observe(start, performance.now());
+        return;
+      }
       while (done < target.length) {
         const bytes = await readAt(this.fd, target, done, target.length - done, offsetBytes + done);
         if (bytes === 0) { target.fill(0, done); break; }
@@ -176,7 +191,7 @@ export class FileDevice implements BlockDevice, PieceDevice {
     checkRange(this.sizeBytes, offsetBytes, source.length, true);
     let done = 0;
     try {
-      const gate = this.inlineGate;
+      const gate = this.inlineWrites;
       if (gate !== null && gate.allows(source.length, performance.now())) {
         const start = performance.now();
         while (done < source.length) done += fs.writeSync(this.fd, source, done, source.length - done, offsetBytes + done);
@@ -189,6 +204,12 @@ export class FileDevice implements BlockDevice, PieceDevice {
       throw fromSystemError(error, `write ${this.name} at ${offsetBytes + done}`);
     }
     if (flags?.fua) await this.flush();
+  }
+
+  /** Would a small read (write) run inline now? Then batching it for a worker would only add a hop. */
+  inlineNow(isRead: boolean): boolean {
+    const gate = isRead ? this.inlineReads : this.inlineWrites;
+    return gate !== null && gate.open(performance.now());
   }
 
   /** Batched scattered reads in a worker (src/devices/scatter-io.ts); errors are BlockcacheErrors. */

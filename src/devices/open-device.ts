@@ -14,7 +14,7 @@ export interface OpenedDevice {
   readonly location: OriginLocation;
 }
 
-export async function openDevice(spec: string, options: { createSizeBytes?: number; inlineWrites?: boolean } = {}): Promise<OpenedDevice> {
+export async function openDevice(spec: string, options: { createSizeBytes?: number; inlineIo?: boolean } = {}): Promise<OpenedDevice> {
   if (isNbdUri(spec)) {
     const device = await NbdDevice.connect(spec);
     return { device, location: { name: spec, deviceId: 0, inode: 0 } };

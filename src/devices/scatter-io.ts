@@ -43,6 +43,8 @@ export interface PieceDevice {
   writePieces(positions: Float64Array, lengths: Uint32Array, memory: SharedArrayBuffer): Promise<void>;
   /** Gets the workers ready ahead of a burst of jobs (see ScatterIo.warm). */
   warm?(): void;
+  /** True when a small read (write) would run inline on the calling thread now: cheaper than a job. */
+  inlineNow?(isRead: boolean): boolean;
 }
 
 interface Running {

@@ -113,7 +113,8 @@ export class CoalescingDevice implements BlockDevice {
   private run(pending: Pending[], isRead: boolean): void {
     if (pending.length > 1) pending.sort((a, b) => a.offsetBytes - b.offsetBytes);
     const piecesMin = isRead ? SCATTER_READ_PIECES_MIN : SCATTER_IO_PIECES_MIN;
-    const batch = this.pieces !== undefined && (!isRead || this.batchReads) && pending.length >= piecesMin;
+    // Not while the device makes small operations inline: one system call each is cheaper than a job.
+    const batch = this.pieces !== undefined && (!isRead || this.batchReads) && pending.length >= piecesMin && this.pieces.inlineNow?.(isRead) !== true;
     // Groups of adjacent small operations (first, end, bytes) waiting to be batched.
     const small: number[] = [];
     let first = 0;

@@ -48,6 +48,7 @@ export class TimedDevice implements BlockDevice {
   readonly readPieces?: PieceDevice['readPieces'];
   readonly writePieces?: PieceDevice['writePieces'];
   readonly warm?: () => void;
+  readonly inlineNow?: (isRead: boolean) => boolean;
 
   constructor(readonly inner: BlockDevice, private readonly observer: IoObserver) {
     this.name = inner.name;
@@ -92,6 +93,7 @@ export class TimedDevice implements BlockDevice {
         this.timed(READ, now(), pieces.readPieces!(positions, lengths, memory, checksums), positions.length);
       this.writePieces = (positions, lengths, memory) => this.timed(WRITE, now(), pieces.writePieces!(positions, lengths, memory), positions.length);
       if (typeof pieces.warm === 'function') this.warm = () => pieces.warm!();
+      if (typeof pieces.inlineNow === 'function') this.inlineNow = (isRead) => pieces.inlineNow!(isRead);
     }
   }
 

@@ -1,6 +1,6 @@
 // GET /metrics is Prometheus text that `promtool check metrics` accepts, with
 // blockcache_ counters, gauges and latency histograms for client requests,
-// cache-device and origin I/O, and the cache device's inline-write counters.
+// cache-device and origin I/O, and the cache device's inline-I/O counters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
@@ -32,9 +32,9 @@ test('/metrics passes promtool check metrics and has the histograms', async () =
     assert.match(text, /^blockcache_read_hits_by_tier_total\{tier="ram"\} [1-9]/m);
     assert.match(text, /^blockcache_read_hits_by_tier_total\{tier="ssd"\} \d/m);
     // The read misses filled the cache device with 4 KiB writes, made on the event loop.
-    assert.match(text, /^blockcache_cache_small_writes_total\{path="inline"\} [1-9]/m);
-    assert.match(text, /^blockcache_cache_small_writes_total\{path="deferred"\} \d/m);
-    assert.match(text, /^blockcache_cache_inline_slow_writes_total \d/m);
+    assert.match(text, /^blockcache_cache_small_io_total\{op="write",path="inline"\} [1-9]/m);
+    assert.match(text, /^blockcache_cache_small_io_total\{op="read",path="deferred"\} \d/m);
+    assert.match(text, /^blockcache_cache_inline_slow_io_total\{op="read"\} \d/m);
     assert.ok(text.split('\n').every((line) => line === '' || line.startsWith('#') || line.startsWith('blockcache_')), 'every metric is blockcache_');
     const check = await runCommand('promtool', ['check', 'metrics'], { input: text, timeoutMs: 30_000 });
     assert.equal(check.code, 0, describeResult('promtool check metrics', check));

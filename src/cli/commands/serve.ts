@@ -88,8 +88,8 @@ async function openOrigin(spec: string, relocated: boolean): Promise<OpenedDevic
 
 /** Runs the server until SIGINT/SIGTERM; resolves with the exit code. */
 export async function serve(options: ServeOptions): Promise<number> {
-  // Cache writes land in the page cache: small ones run inline while they stay fast.
-  const cache = await openDevice(options.cache, { inlineWrites: true });
+  // Cache writes land in the page cache, and hot reads come from it: small ones run inline while they stay fast.
+  const cache = await openDevice(options.cache, { inlineIo: true });
   const closers: Array<() => Promise<void>> = [() => cache.device.close()];
   const closeAll = async () => { for (const close of closers.reverse()) await close().catch(() => {}); };
   try {
@@ -110,7 +110,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     });
     closers.push(() => engine.close());
     metrics.attach(engine);
-    if (cache.device instanceof FileDevice && cache.device.inlineGate) metrics.watchInlineWrites(cache.device.inlineGate);
+    if (cache.device instanceof FileDevice) metrics.watchInlineIo(cache.device.inlineReads, cache.device.inlineWrites);
     if (options.settings && options.settings.length > 0) await applySettings(engine, parseAssignments(options.settings.join('\n')));
     log(`${report.cleanShutdown ? 'clean start' : 'recovered after a crash'}: ${report.keptDirty} dirty and ${report.keptClean} clean blocks kept`
       + (report.freed > 0 ? `, ${report.freed} dropped` : '') + (report.corruptRecords > 0 ? `, ${report.corruptRecords} corrupt records` : '')
