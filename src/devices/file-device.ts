@@ -135,8 +135,8 @@ export class FileDevice implements BlockDevice, PieceDevice {
     let done = 0;
     try {
       const gate = this.inlineReads;
-      if (gate !== null && gate.allows(target.length, performance.now())) {
-        const start = performance.now();
+      const start = gate === null ? 0 : performance.now();
+      if (gate !== null && gate.allows(target.length, start)) {
         while (done < target.length) {
           const bytes = fs.readSync(this.fd, target, done, target.length - done, offsetBytes + done);
           if (bytes === 0) { target.fill(0, done); break; }
@@ -192,8 +192,8 @@ export class FileDevice implements BlockDevice, PieceDevice {
     let done = 0;
     try {
       const gate = this.inlineWrites;
-      if (gate !== null && gate.allows(source.length, performance.now())) {
-        const start = performance.now();
+      const start = gate === null ? 0 : performance.now();
+      if (gate !== null && gate.allows(source.length, start)) {
         while (done < source.length) done += fs.writeSync(this.fd, source, done, source.length - done, offsetBytes + done);
         gate.observe(start, performance.now());
       }

@@ -168,6 +168,20 @@ test('a timing layer over a batched device passes its jobs through and records e
   assert.equal(new TimedDevice(new MemoryDevice(4096), noObserver).warm, undefined);
 });
 
+test('a device that reads inline gets a turn of scattered reads one by one, through the timing layer too', async () => {
+  const inner = await filled(64);
+  let inlineNow = true;
+  const inlining = Object.assign(inner, { inlineNow: () => inlineNow });
+  const device = new CoalescingDevice(new TimedDevice(inlining, noObserver), true);
+  const read = () => Promise.all(Array.from({ length: 5 }, (_, i) => device.read(Buffer.alloc(4096), i * 2 * 4096)));
+  await read();
+  assert.deepEqual(inner.readBatches, [], 'no job while reads run inline');
+  assert.equal(inner.plainReads, 5);
+  inlineNow = false; // backing off: batched again
+  await read();
+  assert.deepEqual(inner.readBatches, [5]);
+});
+
 test('pieceDeviceOf looks through the coalescing and timing layers only', () => {
   const pieces = new PiecesMemory(1024 * 1024);
   assert.equal(pieceDeviceOf(pieces), pieces);
