@@ -7,7 +7,8 @@
 // chosen block's dirty state is committed (so a crash mid-writeback finds the
 // dirty record and the origin write needs no intent); after it, one commit
 // flushes the origin and records the blocks clean, which frees their slots for
-// reuse. Concurrency: one round at a time; each block's exclusive lock is held
+// reuse (a background round leaves that commit to the engine's periodic one:
+// see writeback()). Concurrency: one round at a time; each block's exclusive lock is held
 // from the cache read until the block is marked clean.
 //
 // Cleaning policy (docs/WRITEBACK.md):

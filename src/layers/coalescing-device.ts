@@ -21,6 +21,9 @@
 // SCATTER_READ_PIECES_MIN of them, at most SCATTER_READ_JOB_PIECES_MAX per job;
 // the data is copied from the job's memory into each caller's buffer. A failed
 // read job retries each of its reads alone, so each caller gets its own result.
+// Neither batching happens while the device makes small operations of that kind
+// inline on the calling thread (`inlineNow`, src/devices/inline-io-gate.ts): one
+// system call each is then cheaper than a worker round trip.
 // Concurrency: callers never issue overlapping operations at once (the engine's
 // block locks), so merging cannot reorder conflicting operations.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
