@@ -81,12 +81,11 @@ export const ORIGIN_BYTES_MAX = Number.MAX_SAFE_INTEGER;
 
 // ---- metadata -------------------------------------------------------------------------
 /**
- * The metadata region is read at open (and by `check`) into the store's mirror in
- * chunks of this size, the next read while one is decoded (a million-block region,
- * 32 MiB, takes 128 reads).
+ * The metadata region is read at open (and by `check`) in chunks of this size, the
+ * next read while one is decoded (a million-block region, 32 MiB, takes 128 reads).
  */
 export const METADATA_SCAN_CHUNK_BYTES = 256 * KiB;
-/** A commit writes staged pages as runs of at most this many contiguous pages (1 MiB). */
+/** A commit reads, patches and writes staged pages as runs of at most this many contiguous pages (1 MiB). */
 export const METADATA_WRITE_RUN_PAGES_MAX = 256;
 
 // ---- engine -------------------------------------------------------------------------

@@ -129,6 +129,8 @@ export interface CacheCounters {
   /** RAM tier: resident blocks and block reads it answered. */
   readonly ramBlocks: number;
   readonly ramReadHits: number;
+  /** What the SSD tier keeps for its cache blocks (slot table, index, policy, cleaner). */
+  readonly metadataMemoryBytes: number;
 }
 
 export function cacheStatus(control: string): CacheCounters {

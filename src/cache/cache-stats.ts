@@ -20,6 +20,8 @@ export class CacheStats {
   invalidations = 0;
   flushes = 0;
   commits = 0;
+  /** Metadata records a commit left unwritten because their page could not be read (each is retried). */
+  recordsDeferred = 0;
   trims = 0;
   zeroes = 0;
   prefetches = 0;

@@ -104,6 +104,11 @@ export class Cleaner {
     this.applySettings();
   }
 
+  /** Bytes of the per-set state kept here. */
+  get memoryBytes(): number {
+    return this.dirtySinceMs.byteLength;
+  }
+
   /** Call after changing `settings`: re-arms the limiter and the age scan, and re-checks the threshold. */
   applySettings(): void {
     assert(this.settings.writebackConcurrency >= 1 && this.settings.writebackInflightMax >= 1);

@@ -113,6 +113,8 @@ export class CacheEngine implements BlockDevice {
   private commitQueued: Promise<void> | undefined;
   private superblockChain: Promise<unknown> = Promise.resolve();
   private intent: IntentState = 'clear';
+  /** Records the last commit could not write (their pages were unreadable): see `deferRecords`. */
+  private recordsDeferred = 0;
   private intentSetting: Promise<void> | undefined;
   private originWritesInflight = 0;
   private originEpoch = 0;
@@ -445,6 +447,12 @@ export class CacheEngine implements BlockDevice {
     await this.cleaner.stop();
     if (this.commitTimer) clearInterval(this.commitTimer);
     await this.commit();
+    if (this.recordsDeferred > 0) {
+      // The superblock still says origin writes are uncommitted: the next start recovers, dropping clean copies.
+      this.log(`${this.recordsDeferred} metadata records could not be written: not marked as shut down cleanly`);
+      this.state = 'stopped';
+      return;
+    }
     // The origin is now exactly as blockcache leaves it: record that, and that no crash happened.
     const fingerprint = await fingerprintOrigin(this.origin);
     const origin = { ...this.store.superblock.origin, fingerprint, fingerprintValid: true };
@@ -1139,7 +1147,9 @@ export class CacheEngine implements BlockDevice {
     if (flushOrigin) this.originWritesFlushed = Math.max(this.originWritesFlushed, originCompleted);
     const clearIntent = this.intent === 'set' && originQuiet && this.originEpoch === epoch;
     if (clearIntent) this.intent = 'clear';
-    await this.store.writeStaged();
+    const { deferredBlocks } = await this.store.writeStaged();
+    if (deferredBlocks.length > 0) this.deferRecords(deferredBlocks);
+    else this.recordsDeferred = 0;
     // Clearing "origin writes uncommitted" tells recovery to trust clean records again, so the
     // records staged above (e.g. the invalidation of a block trimmed or zeroed on the origin)
     // must be durable before a superblock saying so can be: without this flush a crash could
@@ -1158,14 +1168,42 @@ export class CacheEngine implements BlockDevice {
     this.stats.commits++;
   }
 
-  /** Stages the record of a slot's current state (no record object: a commit may stage a million); true if it says dirty. */
+  /**
+   * Stages the record of a slot's current state (no record object: a commit may stage a million); true if it says dirty.
+   * A record that does not say dirty, replacing one that cannot say dirty either, may be deferred by the store.
+   */
   private stageRecord(slot: number, sequence: number): boolean {
     const state = this.table.state[slot]!;
     const valid = (state & VALID) !== 0;
     const dirty = valid && (state & DIRTY) !== 0;
     const hasCrc = valid && !dirty && (state & HAS_CRC) !== 0;
-    this.store.stageFields(slot, this.table.originOf[slot]!, sequence, hasCrc ? this.table.crcOf(slot) : 0, recordFlags(valid, dirty, hasCrc));
+    const deferrable = !dirty && (state & DIRTY_ON_DISK) === 0;
+    this.store.stageFields(slot, this.table.originOf[slot]!, sequence, hasCrc ? this.table.crcOf(slot) : 0, recordFlags(valid, dirty, hasCrc), deferrable);
     return dirty;
+  }
+
+  /**
+   * Records whose metadata pages could not be read were not written (none says dirty or replaces
+   * a dirty one: the store defers nothing else). Until a commit writes them, recovery must not
+   * trust any clean record: the superblock written next says origin writes are uncommitted
+   * (recovery then drops clean copies after a crash), and `close` does not mark a clean shutdown.
+   */
+  private deferRecords(slots: readonly number[]): void {
+    if (this.recordsDeferred === 0) this.log(`${slots.length} metadata records could not be written (their pages cannot be read from the cache device); they are retried at the next commit, and until then clean blocks are not trusted after a crash`);
+    this.recordsDeferred = slots.length;
+    this.stats.recordsDeferred += slots.length;
+    this.stats.cacheReadErrors++;
+    this.noteCacheError(new Error('metadata pages unreadable'));
+    for (const slot of slots) this.table.markPending(slot);
+    if (this.intent === 'clear') this.intent = 'set';
+  }
+
+  /**
+   * Bytes of memory the SSD tier keeps per cache block, summed over its structures: slot table,
+   * index, policy and the cleaner's per-set ages (the RAM tier is counted apart: its size is a setting).
+   */
+  get metadataMemoryBytes(): number {
+    return this.table.memoryBytes + this.index.memoryBytes + this.policy.memoryBytes + this.cleaner.memoryBytes;
   }
 
   /** True when a timer commits changed records every commit interval (not in tests and detach, which pass 0). */

@@ -146,7 +146,8 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   // writeback then reads with single large reads.
   table.buildFreeLists();
   // Mark the cache in use before serving: from now on a crash is detectable.
-  await store.writeStaged();
+  // Recovery stages no deferrable record, so the store writes every one or throws.
+  assert((await store.writeStaged()).deferredBlocks.length === 0, 'recovery records deferred');
   await options.cache.flush();
   await store.updateSuperblock({ cleanShutdown: false, origin: { ...superblock.origin, fingerprintValid: false } });
   await options.cache.flush();

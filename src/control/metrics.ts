@@ -234,11 +234,13 @@ export class CacheMetrics {
     counter('blockcache_writeback_blocks_total', 'Dirty blocks written back to the origin', [], (e) => [[{}, e.stats.writebacks]]);
     counter('blockcache_writeback_bytes_total', 'Bytes written back to the origin', [], (e) => [[{}, e.stats.writebackBytes]]);
     counter('blockcache_commits_total', 'Metadata commits', [], (e) => [[{}, e.stats.commits]]);
+    counter('blockcache_metadata_records_deferred_total', 'Metadata records a commit could not write because their page was unreadable (retried at the next commit)', [], (e) => [[{}, e.stats.recordsDeferred]]);
     counter('blockcache_io_errors_total', 'Device I/O errors', ['device', 'op'], (e) => [
       [{ device: 'cache', op: 'read' }, e.stats.cacheReadErrors], [{ device: 'cache', op: 'write' }, e.stats.cacheWriteErrors],
       [{ device: 'origin', op: 'any' }, e.stats.originErrors],
     ]);
     gauge('blockcache_cache_blocks', 'Cache blocks (slots) on the cache device', [], (e) => [[{}, e.mapping.cacheBlocks]]);
+    gauge('blockcache_metadata_memory_bytes', 'Memory the SSD tier keeps for its cache blocks (slot table, index, policy, cleaner)', [], (e) => [[{}, e.metadataMemoryBytes]]);
     gauge('blockcache_block_size_bytes', 'Cache block size', [], (e) => [[{}, e.blockBytes]]);
     gauge('blockcache_valid_blocks', 'Cache blocks holding data', [], (e) => [[{}, e.table.validCount]]);
     gauge('blockcache_dirty_blocks', 'Cache blocks newer than the origin', [], (e) => [[{}, e.table.dirtyCount]]);

@@ -4,12 +4,21 @@
 // docs/DURABILITY.md). Concurrency: one superblock write and one staged write-out
 // at a time (the engine serialises commits; asserted).
 //
-// The store keeps a mirror of the metadata region in memory (32 bytes per cache
-// block), so a commit writes whole 4 KiB pages without reading them first: a
-// commit must not depend on reads of the cache device, which may be failing
-// (degraded mode still commits; test/durability/test-device-errors). The mirror
-// is filled by `scan`, which reads the region in chunks straight into it while
-// the previous chunk is decoded (no other buffer).
+// No copy of the record region is kept in memory. Staged records wait in
+// whole-page patches (4 KiB per page with a staged record); a write-out reads
+// each run of staged pages from the device (normally the kernel's page cache),
+// lays the staged records over it and writes the run back. A page whose every
+// record is staged is written without a read.
+//
+// A commit must not depend on reads of a failing cache device (degraded mode
+// still commits: test/durability/test-device-errors). When a page cannot be
+// read, its staged records are either deferred or the write-out fails:
+// - a record staged as deferrable (the caller's promise: neither it nor the
+//   record it replaces on disk says dirty) is left unwritten and handed back,
+//   so the engine stages it again and meanwhile tells recovery not to trust
+//   clean records (docs/DURABILITY.md, "Metadata pages that cannot be read");
+// - any other record makes the write-out throw: dirty data must never depend
+//   on a record that was not written.
 import { randomBytes } from 'node:crypto';
 import { BlockDevice } from '../devices/block-device.js';
 import {
@@ -53,7 +62,7 @@ export function newUuid(): Buffer {
 
 /**
  * The records of cache blocks [firstCacheBlock, firstCacheBlock + blockCount) during a `scan`:
- * a view of the store's mirror. `clear` makes a record empty in the mirror and stages its page.
+ * a view of the chunk just read. `clear` stages an empty record for a block.
  */
 export class RecordChunk {
   /** The same memory as 32-bit words, when records can be decoded that way (little-endian hosts). */
@@ -61,7 +70,7 @@ export class RecordChunk {
 
   constructor(
     readonly bytes: Buffer, readonly firstCacheBlock: number, readonly blockCount: number,
-    private readonly salt: number, private readonly stagePage: (page: number) => void,
+    private readonly salt: number, private readonly stageEmpty: (cacheBlock: number) => void,
   ) {
     assert(bytes.byteOffset % 4 === 0 && bytes.length >= blockCount * RECORD_BYTES);
     this.words = RECORD_WORDS_NATIVE ? new Int32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 4)) : undefined;
@@ -91,12 +100,12 @@ export class RecordChunk {
     return corruptReason(status, this.bytes, (cacheBlock - this.firstCacheBlock) * RECORD_BYTES, cacheBlock);
   }
 
-  /** Makes `cacheBlock`'s record empty; written by the next `writeStaged` (not flushed). */
+  /** Makes `cacheBlock`'s record empty: in this chunk, and staged for the next `writeStaged` (not flushed). */
   clear(cacheBlock: number): void {
     const index = cacheBlock - this.firstCacheBlock;
     assert(index >= 0 && index < this.blockCount, 'record outside the chunk');
     this.bytes.fill(0, index * RECORD_BYTES, (index + 1) * RECORD_BYTES);
-    this.stagePage(Math.floor(cacheBlock / RECORDS_PER_PAGE));
+    this.stageEmpty(cacheBlock);
   }
 }
 
@@ -107,22 +116,79 @@ export interface ScanOptions {
   readonly progress?: (doneBlocks: number, totalBlocks: number) => void;
 }
 
+/** What `writeStaged` did. */
+export interface StagedWriteOut {
+  readonly pagesWritten: number;
+  /** Cache blocks whose (deferrable) records were not written: their pages could not be read. */
+  readonly deferredBlocks: readonly number[];
+}
+
+/** Bits per word of a page's record masks. */
+const MASK_BITS = 32;
+const MASK_WORDS = RECORDS_PER_PAGE / MASK_BITS;
+const FULL_MASK = 0xffffffff | 0;
+
+/** One metadata page's staged records: their bytes at their place in the page, and which they are. */
+class PagePatch {
+  readonly bytes = Buffer.alloc(METADATA_PAGE_BYTES);
+  readonly words = RECORD_WORDS_NATIVE ? new Int32Array(this.bytes.buffer, this.bytes.byteOffset, METADATA_PAGE_BYTES >>> 2) : undefined;
+  /** Bit r set: record r of the page is staged. */
+  readonly staged = new Int32Array(MASK_WORDS);
+  /** Bit r set: record r may not be deferred (see the file comment). */
+  readonly required = new Int32Array(MASK_WORDS);
+
+  mark(record: number, deferrable: boolean): void {
+    const bit = 1 << (record % MASK_BITS);
+    const word = (record / MASK_BITS) | 0;
+    this.staged[word]! |= bit;
+    if (!deferrable) this.required[word]! |= bit;
+  }
+
+  get complete(): boolean {
+    for (let word = 0; word < MASK_WORDS; word++) if (this.staged[word] !== FULL_MASK) return false;
+    return true;
+  }
+
+  get deferrable(): boolean {
+    for (let word = 0; word < MASK_WORDS; word++) if (this.required[word] !== 0) return false;
+    return true;
+  }
+
+  /** Lays the staged records over `page` (the page as read from the device). */
+  applyTo(page: Buffer): void {
+    for (let word = 0; word < MASK_WORDS; word++) {
+      const mask = this.staged[word]!;
+      if (mask === 0) continue;
+      for (let bit = 0; bit < MASK_BITS; bit++) {
+        if ((mask & (1 << bit)) === 0) continue;
+        const at = (word * MASK_BITS + bit) * RECORD_BYTES;
+        this.bytes.copy(page, at, at, at + RECORD_BYTES);
+      }
+    }
+  }
+
+  /** The cache blocks of the staged records, for a page whose first record is `firstBlock`. */
+  stagedBlocks(firstBlock: number, into: number[]): void {
+    for (let record = 0; record < RECORDS_PER_PAGE; record++) {
+      if ((this.staged[(record / MASK_BITS) | 0]! & (1 << (record % MASK_BITS))) !== 0) into.push(firstBlock + record);
+    }
+  }
+}
+
 export class MetadataStore {
-  private readonly mirror: Buffer;
-  /** The mirror as 32-bit words, when records can be encoded through them (RECORD_WORDS_NATIVE). */
-  private readonly mirrorWords: Int32Array | undefined;
-  private readonly dirtyPages = new Set<number>();
+  /** Staged records by metadata page. */
+  private patches = new Map<number, PagePatch>();
   private readonly salt: number;
   private superblockValue: Superblock;
   private readonly superblockBuffer = Buffer.alloc(SUPERBLOCK_BYTES);
+  private readonly regionBytes: number;
   private writingStaged = false;
 
   private constructor(private readonly device: BlockDevice, superblock: Superblock) {
     this.superblockValue = superblock;
     this.salt = recordSalt(superblock.uuid);
-    this.mirror = Buffer.alloc(metadataBytesFor(superblock.cacheBlocks));
-    this.mirrorWords = RECORD_WORDS_NATIVE ? new Int32Array(this.mirror.buffer, this.mirror.byteOffset, this.mirror.length >>> 2) : undefined;
-    assert(superblock.metadataOffsetBytes + this.mirror.length <= superblock.dataOffsetBytes, 'metadata region overlaps the data');
+    this.regionBytes = metadataBytesFor(superblock.cacheBlocks);
+    assert(superblock.metadataOffsetBytes + this.regionBytes <= superblock.dataOffsetBytes, 'metadata region overlaps the data');
   }
 
   get superblock(): Superblock {
@@ -149,14 +215,14 @@ export class MetadataStore {
     return store;
   }
 
-  /** Opens the store of an existing cache. Reads nothing yet: `scan` fills the mirror. */
+  /** Opens the store of an existing cache. Reads nothing yet. */
   static open(device: BlockDevice, superblock: Superblock): MetadataStore {
     return new MetadataStore(device, superblock);
   }
 
   /**
-   * Reads the whole record region into the mirror, a chunk at a time (the next chunk is read
-   * while `visit` decodes one), once, in order. Records the visit clears are staged.
+   * Reads the whole record region a chunk at a time (the next chunk is read while `visit`
+   * decodes one; two chunk buffers in turn), once, in order. Records the visit clears are staged.
    */
   async scan(options: ScanOptions): Promise<void> {
     assert(!this.writingStaged, 'scan during a staged write-out');
@@ -164,14 +230,16 @@ export class MetadataStore {
     const unit = Math.min(cacheBlocks, leastCommonMultiple(options.blocksMultiple, RECORDS_PER_PAGE));
     const chunkBlocks = Math.max(unit, Math.floor(METADATA_SCAN_CHUNK_BYTES / RECORD_BYTES / unit) * unit);
     const chunkCount = Math.ceil(cacheBlocks / chunkBlocks);
-    const stagePage = (page: number) => this.dirtyPages.add(page);
+    const buffers = [0, 1].map(() => Buffer.alloc(Math.min(this.regionBytes, roundUpToPage(chunkBlocks * RECORD_BYTES))));
+    const stageEmpty = (cacheBlock: number) => this.stageEmpty(cacheBlock);
     const readChunk = async (index: number): Promise<RecordChunk> => {
       const first = index * chunkBlocks;
       assert(first % RECORDS_PER_PAGE === 0, 'chunks start at a page');
       const count = Math.min(chunkBlocks, cacheBlocks - first);
-      const bytes = this.mirror.subarray(first * RECORD_BYTES, first * RECORD_BYTES + roundUpToPage(count * RECORD_BYTES));
+      // Chunk i is visited while chunk i + 1 is read, so chunk i + 2 may reuse chunk i's buffer.
+      const bytes = buffers[index % 2]!.subarray(0, roundUpToPage(count * RECORD_BYTES));
       await this.device.read(bytes, this.regionOffset(first));
-      return new RecordChunk(bytes, first, count, this.salt, stagePage);
+      return new RecordChunk(bytes, first, count, this.salt, stageEmpty);
     };
     let reading = readChunk(0);
     try {
@@ -194,60 +262,122 @@ export class MetadataStore {
     return this.superblockValue.metadataOffsetBytes + cacheBlock * RECORD_BYTES;
   }
 
-  /** Stages a record for the next `writeStaged`. */
-  stage(cacheBlock: number, record: MetadataRecord): void {
-    this.checkBlock(cacheBlock);
-    encodeRecord(record, cacheBlock, this.salt, this.mirror, cacheBlock * RECORD_BYTES);
-    this.dirtyPages.add(Math.floor(cacheBlock / RECORDS_PER_PAGE));
-  }
-
-  /** Stages a record given by its fields (as `stage`, without a record object: the commit path). */
-  stageFields(cacheBlock: number, originBlock: number, sequence: number, dataCrc: number, flags: number): void {
-    this.checkBlock(cacheBlock);
-    if (this.mirrorWords) encodeRecordWords(this.mirrorWords, cacheBlock * RECORD_WORDS, cacheBlock, this.salt, originBlock, sequence, dataCrc, flags);
-    else encodeRecord({ originBlock, sequence, dataCrc, flags }, cacheBlock, this.salt, this.mirror, cacheBlock * RECORD_BYTES);
-    this.dirtyPages.add(Math.floor(cacheBlock / RECORDS_PER_PAGE));
-  }
-
-  /** Stages an all-zero (empty) record. */
-  stageEmpty(cacheBlock: number): void {
-    this.checkBlock(cacheBlock);
-    this.mirror.fill(0, cacheBlock * RECORD_BYTES, (cacheBlock + 1) * RECORD_BYTES);
-    this.dirtyPages.add(Math.floor(cacheBlock / RECORDS_PER_PAGE));
-  }
-
-  private checkBlock(cacheBlock: number): void {
+  /** The patch of `cacheBlock`'s page, and the record's place in it. */
+  private patchFor(cacheBlock: number): PagePatch {
     if (!(Number.isInteger(cacheBlock) && cacheBlock >= 0 && cacheBlock < this.superblockValue.cacheBlocks)) assert(false, `staging a record outside the cache: ${cacheBlock}`);
+    const page = Math.floor(cacheBlock / RECORDS_PER_PAGE);
+    let patch = this.patches.get(page);
+    if (patch === undefined) {
+      patch = new PagePatch();
+      this.patches.set(page, patch);
+    }
+    return patch;
+  }
+
+  /** Stages a record for the next `writeStaged` (never deferred). */
+  stage(cacheBlock: number, record: MetadataRecord): void {
+    const patch = this.patchFor(cacheBlock);
+    const index = cacheBlock % RECORDS_PER_PAGE;
+    encodeRecord(record, cacheBlock, this.salt, patch.bytes, index * RECORD_BYTES);
+    patch.mark(index, false);
+  }
+
+  /**
+   * Stages a record given by its fields (as `stage`, without a record object: the commit path).
+   * `deferrable`: neither this record nor the one it replaces on disk says dirty, so it may be
+   * left unwritten if its page cannot be read (see the file comment).
+   */
+  stageFields(cacheBlock: number, originBlock: number, sequence: number, dataCrc: number, flags: number, deferrable = false): void {
+    assert(!deferrable || (flags & RECORD_DIRTY) === 0, 'a dirty record is never deferrable');
+    const patch = this.patchFor(cacheBlock);
+    const index = cacheBlock % RECORDS_PER_PAGE;
+    if (patch.words) encodeRecordWords(patch.words, index * RECORD_WORDS, cacheBlock, this.salt, originBlock, sequence, dataCrc, flags);
+    else encodeRecord({ originBlock, sequence, dataCrc, flags }, cacheBlock, this.salt, patch.bytes, index * RECORD_BYTES);
+    patch.mark(index, deferrable);
+  }
+
+  /** Stages an all-zero (empty) record (never deferred). */
+  stageEmpty(cacheBlock: number): void {
+    const patch = this.patchFor(cacheBlock);
+    const index = cacheBlock % RECORDS_PER_PAGE;
+    patch.bytes.fill(0, index * RECORD_BYTES, (index + 1) * RECORD_BYTES);
+    patch.mark(index, false);
   }
 
   get stagedPages(): number {
-    return this.dirtyPages.size;
+    return this.patches.size;
   }
 
-  /** Writes every staged page (contiguous pages in one write). Does not flush. */
-  async writeStaged(): Promise<number> {
+  /**
+   * Writes every staged page: runs of contiguous pages, each read, patched and written back
+   * (pages whose records are all staged are not read). Does not flush. Throws if a page
+   * could not be written, or could not be read and holds a record that may not be deferred;
+   * either way the staged records are forgotten (the engine stages them again).
+   */
+  async writeStaged(): Promise<StagedWriteOut> {
     assert(!this.writingStaged, 'two staged write-outs at once');
-    const pages = [...this.dirtyPages].sort((a, b) => a - b);
-    this.dirtyPages.clear();
+    const patches = this.patches;
+    this.patches = new Map();
+    const pages = [...patches.keys()].sort((a, b) => a - b);
     this.writingStaged = true;
     try {
-      const writes: Promise<void>[] = [];
+      const runs: Promise<number[]>[] = [];
       let runStart = 0;
       for (let i = 1; i <= pages.length; i++) {
         if (i < pages.length && pages[i] === pages[i - 1]! + 1 && i - runStart < METADATA_WRITE_RUN_PAGES_MAX) continue;
-        const first = pages[runStart]!;
-        const count = pages[i - 1]! - first + 1;
-        const offset = first * METADATA_PAGE_BYTES;
-        // Copy: the mirror may be staged again while this write is in flight.
-        const source = Buffer.from(this.mirror.subarray(offset, offset + count * METADATA_PAGE_BYTES));
-        writes.push(this.device.write(source, this.superblockValue.metadataOffsetBytes + offset));
+        runs.push(this.writeRun(pages[runStart]!, pages.slice(runStart, i).map((page) => patches.get(page)!)));
         runStart = i;
       }
-      await Promise.all(writes);
+      // Every run settles before the write-out ends: the next one may touch the same pages.
+      const results = await Promise.allSettled(runs);
+      const failed = results.find((result) => result.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const deferredBlocks = results.flatMap((result) => (result as PromiseFulfilledResult<number[]>).value);
+      return { pagesWritten: pages.length - deferredPages(deferredBlocks), deferredBlocks };
     } finally {
       this.writingStaged = false;
     }
-    return pages.length;
+  }
+
+  /** Reads, patches and writes pages [firstPage, firstPage + patches.length); returns the deferred blocks. */
+  private async writeRun(firstPage: number, patches: PagePatch[]): Promise<number[]> {
+    const buffer = Buffer.allocUnsafe(patches.length * METADATA_PAGE_BYTES);
+    const offset = this.superblockValue.metadataOffsetBytes + firstPage * METADATA_PAGE_BYTES;
+    if (patches.every((patch) => patch.complete)) {
+      patches.forEach((patch, i) => patch.bytes.copy(buffer, i * METADATA_PAGE_BYTES));
+      await this.device.write(buffer, offset);
+      return [];
+    }
+    try {
+      await this.device.read(buffer, offset);
+    } catch {
+      return this.writePagesAlone(firstPage, patches);
+    }
+    patches.forEach((patch, i) => patch.applyTo(buffer.subarray(i * METADATA_PAGE_BYTES, (i + 1) * METADATA_PAGE_BYTES)));
+    await this.device.write(buffer, offset);
+    return [];
+  }
+
+  /** After a run could not be read: each page on its own, deferring the records of pages still unreadable. */
+  private async writePagesAlone(firstPage: number, patches: PagePatch[]): Promise<number[]> {
+    const deferred: number[] = [];
+    for (let i = 0; i < patches.length; i++) {
+      const patch = patches[i]!;
+      const page = Buffer.allocUnsafe(METADATA_PAGE_BYTES);
+      const offset = this.superblockValue.metadataOffsetBytes + (firstPage + i) * METADATA_PAGE_BYTES;
+      if (!patch.complete) {
+        try {
+          await this.device.read(page, offset);
+        } catch (error) {
+          if (!patch.deferrable) throw error;
+          patch.stagedBlocks((firstPage + i) * RECORDS_PER_PAGE, deferred);
+          continue;
+        }
+      }
+      patch.applyTo(page);
+      await this.device.write(page, offset);
+    }
+    return deferred;
   }
 
   /** Writes the superblock into copy (sequence mod 2). Does not flush. */
@@ -263,6 +393,18 @@ export class MetadataStore {
     await this.writeSuperblock(next);
     return next;
   }
+}
+
+/** How many distinct pages the (page-ordered) deferred blocks lie in. */
+function deferredPages(blocks: readonly number[]): number {
+  let pages = 0;
+  let last = -1;
+  for (const block of blocks) {
+    const page = Math.floor(block / RECORDS_PER_PAGE);
+    if (page !== last) pages++;
+    last = page;
+  }
+  return pages;
 }
 
 function roundUpToPage(bytes: number): number {

@@ -35,6 +35,8 @@ test('/metrics passes promtool check metrics and has the histograms', async () =
     assert.match(text, /^blockcache_cache_small_io_total\{op="write",path="inline"\} [1-9]/m);
     assert.match(text, /^blockcache_cache_small_io_total\{op="read",path="deferred"\} \d/m);
     assert.match(text, /^blockcache_cache_inline_slow_io_total\{op="read"\} \d/m);
+    assert.match(text, /^blockcache_metadata_memory_bytes [1-9]/m);
+    assert.match(text, /^blockcache_metadata_records_deferred_total 0$/m);
     assert.ok(text.split('\n').every((line) => line === '' || line.startsWith('#') || line.startsWith('blockcache_')), 'every metric is blockcache_');
     const check = await runCommand('promtool', ['check', 'metrics'], { input: text, timeoutMs: 30_000 });
     assert.equal(check.code, 0, describeResult('promtool check metrics', check));

@@ -41,7 +41,12 @@ export function formatStatus(status: CacheStatus): string {
         + ` ${String(status.ramReadHits)} block reads answered from RAM, ${String(status.ramWriteAbsorbs)} block writes completed in RAM`,
     ] : []),
     `evictions  ${status.evictions}, writebacks ${status.writebacks}, uncached reads ${status.uncachedReads}, uncached writes ${status.uncachedWrites}`,
-    `errors     cache ${status.cacheErrors}, origin ${status.originErrors}`,
+    `errors     cache ${status.cacheErrors}, origin ${status.originErrors}`
+      + `${typeof status.recordsDeferred === 'number' && status.recordsDeferred > 0 ? `; ${status.recordsDeferred} metadata records deferred (unreadable pages)` : ''}`,
+    ...(typeof status.metadataMemoryBytes === 'number' ? [
+      `memory     metadata ${formatBytes(status.metadataMemoryBytes)} (${(status.metadataMemoryBytes / status.cacheBlocks).toFixed(1)} B per cache block),`
+        + ` process resident ${formatBytes(status.residentMemoryBytes as number)}`,
+    ] : []),
   ].join('\n');
 }
 
