@@ -10,6 +10,7 @@ import { FileDevice, remainingAfter } from './file-device.js';
 import { CoalescingDevice } from '../layers/coalescing-device.js';
 import { BlockDevice } from './block-device.js';
 import { BlockcacheError } from '../stdx/errors.js';
+import { FILE_WRITE_PIECE_BYTES } from '../constants.js';
 
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-vectored-'));
 after(() => fs.rmSync(directory, { recursive: true, force: true }));
@@ -47,6 +48,32 @@ test('FileDevice writev/readv move exactly the bytes of plain writes and reads; 
     await assert.rejects(device.writev([Buffer.alloc(4096), Buffer.alloc(4096)], 1024 * 1024 - 4096), BlockcacheError);
   } finally {
     await device.close();
+  }
+});
+
+test('writes spanning several FILE_WRITE_PIECE_BYTES spans (cut into one system call per span) land exactly: write, writev, inline and pool', async () => {
+  const file = path.join(directory, 'pieces.img');
+  const size = 4 * 1024 * 1024;
+  for (const inlineIo of [false, true]) {
+    const device = await FileDevice.open(file, { createSizeBytes: size, inlineIo });
+    try {
+      const big = pattern(FILE_WRITE_PIECE_BYTES * 3 + 5000, inlineIo ? 5 : 6);
+      await device.write(big, FILE_WRITE_PIECE_BYTES - 1234);
+      const small = pattern(FILE_WRITE_PIECE_BYTES, 7); // inline-sized, crossing one boundary
+      await device.write(small, 2 * 1024 * 1024 - 4096);
+      const sources = [pattern(FILE_WRITE_PIECE_BYTES + 17, 8), pattern(3, 9), pattern(2 * FILE_WRITE_PIECE_BYTES, 10)];
+      await device.writev(sources, 3 * 1024 * 1024 - 100);
+      const check = async (expected: Buffer, at: number) => {
+        const actual = Buffer.alloc(expected.length);
+        await device.read(actual, at);
+        assert.ok(actual.equals(expected), `bytes at ${at} (inline ${inlineIo})`);
+      };
+      await check(big, FILE_WRITE_PIECE_BYTES - 1234);
+      await check(small, 2 * 1024 * 1024 - 4096);
+      await check(Buffer.concat(sources), 3 * 1024 * 1024 - 100);
+    } finally {
+      await device.close();
+    }
   }
 });
 

@@ -14,6 +14,7 @@ import { MiB, VECTORED_BUFFERS_MAX } from '../constants.js';
 import { assert } from '../stdx/assert.js';
 import { PieceDevice, ScatterIoError, scatterIo } from './scatter-io.js';
 import { INLINE_READ_SLOW_MS, INLINE_WRITE_SLOW_MS, InlineIoGate } from './inline-io-gate.js';
+import { splitIntoPieces, writePieceLength } from './write-pieces.js';
 
 /** Zero buffers are written in pieces of this size when zeroing cannot be done natively. */
 const ZERO_WRITE_BYTES = 1 * MiB;
@@ -156,54 +157,87 @@ export class FileDevice implements BlockDevice, PieceDevice {
   }
 
   /** preadv into `targets` (BlockDevice.readv); past the end of a file reads as zeroes, like read(). */
-  readv(targets: readonly Buffer[], offsetBytes: number): Promise<void> {
-    return this.vectored(false, targets, offsetBytes);
-  }
-
-  /** pwritev from `sources` (BlockDevice.writev). */
-  writev(sources: readonly Buffer[], offsetBytes: number): Promise<void> {
-    return this.vectored(true, sources, offsetBytes);
-  }
-
-  private async vectored(write: boolean, buffers: readonly Buffer[], offsetBytes: number): Promise<void> {
-    assert(buffers.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored operation');
-    const length = totalLength(buffers);
-    checkRange(this.sizeBytes, offsetBytes, length, write);
+  async readv(targets: readonly Buffer[], offsetBytes: number): Promise<void> {
+    assert(targets.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored operation');
+    const length = totalLength(targets);
+    checkRange(this.sizeBytes, offsetBytes, length, false);
     let done = 0;
     try {
       while (done < length) {
-        const rest = done === 0 ? buffers : remainingAfter(buffers, done);
-        const bytes = await (write ? writevAt : readvAt)(this.fd, rest, offsetBytes + done);
+        const rest = done === 0 ? targets : remainingAfter(targets, done);
+        const bytes = await readvAt(this.fd, rest, offsetBytes + done);
         if (bytes === 0) {
-          if (write) throw new BlockcacheError('EIO', `write ${this.name} at ${offsetBytes + done}: no progress`);
           for (const buffer of rest) buffer.fill(0);
           break;
         }
         done += bytes;
       }
     } catch (error) {
-      if (error instanceof BlockcacheError) throw error;
-      throw fromSystemError(error, `${write ? 'write' : 'read'} ${this.name} at ${offsetBytes + done}`);
+      throw fromSystemError(error, `read ${this.name} at ${offsetBytes + done}`);
     }
   }
 
+  /** pwritev from `sources` (BlockDevice.writev): one call per FILE_WRITE_PIECE_BYTES span, all at once. */
+  async writev(sources: readonly Buffer[], offsetBytes: number): Promise<void> {
+    assert(sources.length <= VECTORED_BUFFERS_MAX, 'too many buffers for one vectored operation');
+    checkRange(this.sizeBytes, offsetBytes, totalLength(sources), true);
+    await Promise.all(splitIntoPieces(sources, offsetBytes).map((piece) => this.writevPiece(piece.buffers, piece.position)));
+  }
+
+  /**
+   * Every write system call stays within one FILE_WRITE_PIECE_BYTES span (src/devices/write-pieces.ts):
+   * inline, the pieces follow each other; in the thread pool they run at once.
+   */
   async write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
     checkRange(this.sizeBytes, offsetBytes, source.length, true);
-    let done = 0;
-    try {
-      const gate = this.inlineWrites;
-      const start = gate === null ? 0 : performance.now();
-      if (gate !== null && gate.allows(source.length, start)) {
-        while (done < source.length) done += fs.writeSync(this.fd, source, done, source.length - done, offsetBytes + done);
-        gate.observe(start, performance.now());
+    const gate = this.inlineWrites;
+    const start = gate === null ? 0 : performance.now();
+    if (gate !== null && gate.allows(source.length, start)) {
+      let done = 0;
+      try {
+        while (done < source.length) {
+          done += fs.writeSync(this.fd, source, done, writePieceLength(offsetBytes + done, source.length - done), offsetBytes + done);
+        }
+      } catch (error) {
+        throw fromSystemError(error, `write ${this.name} at ${offsetBytes + done}`);
       }
-      while (done < source.length) {
-        done += await writeAt(this.fd, source, done, source.length - done, offsetBytes + done);
+      gate.observe(start, performance.now());
+    } else if (source.length > 0) {
+      const pieces: Promise<void>[] = [];
+      for (let at = 0; at < source.length;) {
+        const length = writePieceLength(offsetBytes + at, source.length - at);
+        pieces.push(this.writePiece(source, at, length, offsetBytes + at));
+        at += length;
       }
-    } catch (error) {
-      throw fromSystemError(error, `write ${this.name} at ${offsetBytes + done}`);
+      await Promise.all(pieces);
     }
     if (flags?.fua) await this.flush();
+  }
+
+  /** pwrite of `length` bytes of `source` from `from` at `position`, through the thread pool, until done. */
+  private async writePiece(source: Buffer, from: number, length: number, position: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < length) done += await writeAt(this.fd, source, from + done, length - done, position + done);
+    } catch (error) {
+      throw fromSystemError(error, `write ${this.name} at ${position + done}`);
+    }
+  }
+
+  /** pwritev of `sources` at `position`, through the thread pool, until done. */
+  private async writevPiece(sources: readonly Buffer[], position: number): Promise<void> {
+    const length = totalLength(sources);
+    let done = 0;
+    try {
+      while (done < length) {
+        const bytes = await writevAt(this.fd, done === 0 ? sources : remainingAfter(sources, done), position + done);
+        if (bytes === 0) throw new BlockcacheError('EIO', `write ${this.name} at ${position + done}: no progress`);
+        done += bytes;
+      }
+    } catch (error) {
+      if (error instanceof BlockcacheError) throw error;
+      throw fromSystemError(error, `write ${this.name} at ${position + done}`);
+    }
   }
 
   /** Would a small read (write) run inline now? Then batching it for a worker would only add a hop. */

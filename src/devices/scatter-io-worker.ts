@@ -1,7 +1,8 @@
 // Worker side of ScatterIo (src/devices/scatter-io.ts): runs one job at a time,
 // a list of (position, length) pieces read into or written from one memory
 // block, packed in order, with synchronous positional system calls. Pieces
-// that continue each other on the file become one system call.
+// that continue each other on the file become one system call (writes: one per
+// FILE_WRITE_PIECE_BYTES span, src/devices/write-pieces.ts).
 //
 // The job's memory is a SharedArrayBuffer: the worker reads into (or writes
 // from) the caller's memory directly, no copy and no transfer.
@@ -12,6 +13,7 @@
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { crc32c } from '../stdx/checksum.js';
+import { writePieceLength } from './write-pieces.js';
 
 export interface ScatterJob {
   readonly id: number;
@@ -45,7 +47,7 @@ function run(job: ScatterJob): void {
     while (done < length) {
       current = position + done;
       if (job.write) {
-        done += fs.writeSync(fd, bytes, at + done, length - done, position + done);
+        done += fs.writeSync(fd, bytes, at + done, writePieceLength(position + done, length - done), position + done);
       } else {
         const read = fs.readSync(fd, bytes, at + done, length - done, position + done);
         if (read === 0) { bytes.fill(0, at + done, at + length); break; } // past the end reads as zeroes
