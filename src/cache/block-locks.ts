@@ -7,6 +7,14 @@
 // arrival order, so writers are not starved by a stream of readers.
 // Concurrency: single-threaded; acquire returns undefined when granted at once
 // (no promise on the fast path), otherwise a promise resolved on grant.
+//
+// Shared ranges: a read of a run of hits (a 1 MiB read is 256 blocks) holds one
+// shared range instead of an entry per block. A range is taken only over blocks
+// with no entry (no holder but other ranges, no waiter). Any later acquire of a
+// block a range covers first turns the ranges' holds on that block into an entry
+// ("materialises" them: the entry counts one shared holder per covering range),
+// so from then on the block behaves as if locked one by one, and releasing the
+// range releases those entries.
 import { assert } from '../stdx/assert.js';
 
 interface Waiter {
@@ -20,27 +28,79 @@ interface LockEntry {
   waiters: Waiter[];
 }
 
+/** A shared hold on blocks [start, end); `materialised`: its blocks that have entries since. */
+export interface SharedRange {
+  readonly start: number;
+  readonly end: number;
+  readonly materialised: number[];
+}
+
 export class BlockLocks {
   private readonly entries = new Map<number, LockEntry>();
   private readonly spare: LockEntry[] = [];
+  /** Shared ranges held now (few: at most one per read in flight). */
+  private readonly ranges: SharedRange[] = [];
 
   /** True when any operation holds or waits for the block. */
   isBusy(originBlock: number): boolean {
-    return this.entries.has(originBlock);
+    return this.entries.has(originBlock) || this.coveringRanges(originBlock, false) > 0;
   }
 
+  /** Blocks with an entry, plus the blocks of shared ranges (counted once per range). */
   get lockedBlocks(): number {
-    return this.entries.size;
+    let blocks = this.entries.size;
+    for (const range of this.ranges) blocks += range.end - range.start;
+    return blocks;
+  }
+
+  /** True when `acquireRange(start, end)` may be called: no block of the range has an entry. */
+  rangeAvailable(start: number, end: number): boolean {
+    if (this.entries.size === 0) return true;
+    for (let block = start; block < end; block++) if (this.entries.has(block)) return false;
+    return true;
+  }
+
+  /** A shared hold on every block of [start, end), granted at once (see the file comment). */
+  acquireRange(start: number, end: number): SharedRange {
+    assert(start < end && this.rangeAvailable(start, end), 'a shared range over blocks with entries');
+    const range: SharedRange = { start, end, materialised: [] };
+    this.ranges.push(range);
+    return range;
+  }
+
+  releaseRange(range: SharedRange): void {
+    const at = this.ranges.indexOf(range);
+    assert(at >= 0, 'releasing a shared range not held');
+    this.ranges[at] = this.ranges[this.ranges.length - 1]!;
+    this.ranges.pop();
+    for (const block of range.materialised) this.release(block, false);
+  }
+
+  /** How many ranges cover `originBlock`; with `materialise`, each notes that the block has an entry now. */
+  private coveringRanges(originBlock: number, materialise: boolean): number {
+    let count = 0;
+    for (const range of this.ranges) {
+      if (originBlock < range.start || originBlock >= range.end) continue;
+      count++;
+      if (materialise) range.materialised.push(originBlock);
+    }
+    return count;
   }
 
   acquire(originBlock: number, exclusive: boolean): Promise<void> | undefined {
-    const entry = this.entries.get(originBlock);
+    let entry = this.entries.get(originBlock);
     if (!entry) {
       const fresh = this.spare.pop() ?? { shared: 0, exclusive: false, waiters: [] };
-      if (exclusive) fresh.exclusive = true;
-      else fresh.shared = 1;
+      const ranges = this.ranges.length === 0 ? 0 : this.coveringRanges(originBlock, true);
+      if (ranges === 0) {
+        if (exclusive) fresh.exclusive = true;
+        else fresh.shared = 1;
+        this.entries.set(originBlock, fresh);
+        return undefined;
+      }
+      fresh.shared = ranges;
       this.entries.set(originBlock, fresh);
-      return undefined;
+      entry = fresh;
     }
     if (!exclusive && !entry.exclusive && entry.waiters.length === 0) {
       entry.shared++;

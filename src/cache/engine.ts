@@ -580,7 +580,7 @@ export class CacheEngine implements BlockDevice {
 
   /**
    * Fast path for a whole-block read whose blocks are all cache hits on the SSD
-   * tier, none in RAM and none locked: shared locks on all of them, one device
+   * tier, none in RAM and none locked but by other such reads: one shared range lock, one device
    * read per run of consecutive slots, no promise per block. False (nothing
    * done, no lock held) when the read does not qualify or a device read fails:
    * the caller then takes the per-block path, which owns every other case
@@ -595,13 +595,12 @@ export class CacheEngine implements BlockDevice {
     const ram = this.ram;
     for (let block = first; block < end; block++) {
       const slot = this.index.get(block);
-      if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
+      if (slot < 0 || !this.table.has(slot, VALID)) return false;
       if (ram !== null && ram.lookup(block) >= 0) return false;
     }
-    for (let block = first; block < end; block++) {
-      const wait = this.locks.acquire(block, false);
-      assert(wait === undefined, 'a free block locks at once');
-    }
+    // Other shared ranges may overlap; a block with an entry (an exclusive holder or a waiter) may not.
+    if (!this.locks.rangeAvailable(first, end)) return false;
+    const range = this.locks.acquireRange(first, end);
     try {
       const reads: Promise<void>[] = [];
       for (let block = first; block < end;) {
@@ -621,7 +620,7 @@ export class CacheEngine implements BlockDevice {
       }
       return true;
     } finally {
-      for (let block = first; block < end; block++) this.locks.release(block, false);
+      this.locks.releaseRange(range);
     }
   }
 
