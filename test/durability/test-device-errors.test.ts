@@ -94,6 +94,9 @@ test('cache-device read errors: clean data from the origin, dirty data EIO, degr
     assert.ok((degraded.cacheErrors as number) > 8);
     // Degraded: new writes go to the origin; clean data passes through.
     assert.equal((await nbdsh(served.uri, `h.pwrite(b"D" * 65536, ${8 * MiB}); assert h.pread(65536, ${8 * MiB}) == b"D" * 65536; h.flush()`)).code, 0);
+    // The metadata pages of the dropped clean copies could not be read: their records wait (deferred), and FLUSH still succeeded.
+    const deferred = await status(served);
+    assert.ok((deferred.recordsDeferred as number) > 0, `records deferred: ${String(deferred.recordsDeferred)}`);
     fs.rmSync(cache.readTrigger);
     const recovered = await nbdsh(served.uri, 'assert h.pread(65536, 0) == b"A" * 65536');
     assert.equal(recovered.code, 0, `the dirty data survives the errors: ${recovered.stderr}`);
