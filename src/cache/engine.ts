@@ -1148,7 +1148,10 @@ export class CacheEngine implements BlockDevice {
     if (clearIntent) this.intent = 'clear';
     const { deferredBlocks } = await this.store.writeStaged();
     if (deferredBlocks.length > 0) this.deferRecords(deferredBlocks);
-    else this.recordsDeferred = 0;
+    else if (this.recordsDeferred > 0) {
+      this.recordsDeferred = 0;
+      this.log('the deferred metadata records are written');
+    }
     // Clearing "origin writes uncommitted" tells recovery to trust clean records again, so the
     // records staged above (e.g. the invalidation of a block trimmed or zeroed on the origin)
     // must be durable before a superblock saying so can be: without this flush a crash could

@@ -262,7 +262,7 @@ export class MetadataStore {
     return this.superblockValue.metadataOffsetBytes + cacheBlock * RECORD_BYTES;
   }
 
-  /** The patch of `cacheBlock`'s page, and the record's place in it. */
+  /** The patch of `cacheBlock`'s page (created on first use). */
   private patchFor(cacheBlock: number): PagePatch {
     if (!(Number.isInteger(cacheBlock) && cacheBlock >= 0 && cacheBlock < this.superblockValue.cacheBlocks)) assert(false, `staging a record outside the cache: ${cacheBlock}`);
     const page = Math.floor(cacheBlock / RECORDS_PER_PAGE);
