@@ -60,6 +60,7 @@ for (const { mode, ramCache, seed } of cases) {
       assert.match(human, new RegExp(`^mode\\s+${mode}, policy `, 'm'));
       assert.match(human, /^reads\s+\d+ requests; block hits \d+/m);
       assert.match(human, /^ram\s+[\d.]+ [KMG]iB: \d+ blocks, \d+ dirty; \d+ block reads answered from RAM/m);
+      assert.match(human, /^memory\s+metadata [\d.]+ [KMG]?i?B \([\d.]+ B per cache block\), process resident [\d.]+ [KMG]iB/m);
       // A clean restart: dirty RAM pages were pushed down and committed.
       await served.stop();
       served = await serveCache(cache, directory.path, ['--ram-cache', ramCache]);
