@@ -22,7 +22,7 @@ need_debs() {
 need_debs util-linux
 if [ "$mode" = test ]; then
   need_debs nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd qemu-utils fio nbd-server \
-    fuse3 jq e2fsprogs prometheus
+    fuse3 jq e2fsprogs prometheus strace
 fi
 
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]; then
