@@ -100,6 +100,19 @@ export const METADATA_WRITE_RUN_PAGES_MAX = 256;
 // ---- engine -------------------------------------------------------------------------
 /** Percent of the cache that may be dirty before background cleaning starts (flashcache dirty_thresh_pct). */
 export const DIRTY_THRESHOLD_PERCENT_DEFAULT = 20;
+/**
+ * While clients are busy, threshold cleaning writes back the excess over its target at
+ * excess / this per second (src/cache/writeback-pace.ts; bcache's writeback_rate_p_term_inverse
+ * is 40 s); 0 = full speed. Measured with 4 KiB random writes at depth 32 over twice the
+ * threshold: 0.32 of nbdkit at full speed, 0.66 at 5 MiB/s (bench/RESULTS.md).
+ */
+export const DIRTY_PACE_MS_DEFAULT = 30_000;
+/** Paced cleaning never writes back slower than this, so the threshold is reached in bounded time. */
+export const DIRTY_PACE_BYTES_PER_SECOND_MIN = 1 * MiB;
+/** Clients count as idle (cleaning unpaced) once no request has arrived for this long. */
+export const CLIENTS_IDLE_AFTER_MS = 250;
+/** A paced cleaner re-checks at least this often whether it may speed up (clients idle, ceiling). */
+export const PACE_RECHECK_MS = 100;
 /** Blocks written back to the origin at once by the cleaner. */
 export const WRITEBACK_INFLIGHT_MAX = 64;
 /**

@@ -24,7 +24,7 @@ type HotPattern = FioPattern & { readonly settings?: readonly string[] };
 
 /**
  * The random-write working set (256 MiB) is half the cache, over the default 20% dirty threshold,
- * so the cleaner writes back while the pattern runs; the kernel's page cache in front of nbdkit
+ * so the cleaner writes back while the pattern runs (paced: dirty-pace, docs/WRITEBACK.md); the kernel's page cache in front of nbdkit
  * starts writing back only past dirty_background_ratio (10% of RAM) or after 30 s, i.e. never
  * during the run. This threshold puts blockcache in the same position, for a second row.
  */

@@ -14,21 +14,25 @@
 // Cleaning policy (docs/WRITEBACK.md):
 //   why a round runs        rate cap   yields to clients   blocks chosen
 //   no room in a set        no         no                  that set's dirty blocks
-//   dirty > threshold       yes        yes                 a window of slots, sorted
+//   dirty > threshold       yes, paced yes                 a window of slots, sorted
 //   dirty > max age, idle   yes        yes                 the aged blocks, sorted
 //   flush / detach          no         no                  every dirty block, sorted
 // "Yields to clients": while client requests are in flight a background round
 // keeps one origin write in flight (instead of writebackConcurrency) and lets
-// pending I/O run before each write. Time comes from an injectable clock; the
-// age scan's timer is unref'd and every timer stops in stop().
+// pending I/O run before each write. "Paced": while clients are busy, threshold
+// cleaning writes back at a rate proportional to its excess (writeback-pace.ts).
+// Time comes from an injectable clock; the age scan's timer is unref'd and every
+// timer stops in stop().
 import {
   DIRTY_THRESHOLD_PERCENT_DEFAULT, WRITEBACK_INFLIGHT_MAX, MiB, DIRTY_MAX_AGE_MS_DEFAULT, WRITEBACK_CONCURRENCY_DEFAULT,
-  WRITEBACK_CHUNK_BYTES_MAX, WRITEBACK_CHUNKS_INFLIGHT, SCATTER_IO_PIECES_MIN,
+  WRITEBACK_CHUNK_BYTES_MAX, WRITEBACK_CHUNKS_INFLIGHT, SCATTER_IO_PIECES_MIN, DIRTY_PACE_MS_DEFAULT, CLIENTS_IDLE_AFTER_MS,
+  PACE_RECHECK_MS,
 } from '../constants.js';
 import { pieceDeviceOf } from '../layers/coalescing-device.js';
 import { PieceDevice, scatterIo } from '../devices/scatter-io.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RateMeter } from './rate-meter.js';
+import { paceBytesPerSecond } from './writeback-pace.js';
 import { crc32c } from '../stdx/checksum.js';
 import { assert } from '../stdx/assert.js';
 import type { CacheEngine } from './engine.js';
@@ -62,6 +66,8 @@ export interface CleanerSettings {
   /** Background writeback cap toward the origin; 0 = unlimited. */
   writebackRateBytesPerSecond: number;
   writebackRateIops: number;
+  /** While clients are busy, threshold cleaning writes back the excess at excess / this per second; 0 = full speed. */
+  dirtyPaceMs: number;
 }
 
 /** Milliseconds on a monotonic clock. */
@@ -76,6 +82,13 @@ export class Cleaner {
   /** Flushes in progress: background rounds step aside while any runs. */
   private flushing = 0;
   readonly limiter = new RateLimiter();
+  /** Paces threshold cleaning while clients are busy; its rate follows the excess (paceRate). */
+  private readonly pace = new RateLimiter();
+  /** The rate the last background turn was paced to (0: not paced). */
+  private pacedBytesPerSecond = 0;
+  /** Client requests counted at the last look, and when they last changed (clientsBusy). */
+  private requestsSeen = -1;
+  private clientsSeenMs = Number.NEGATIVE_INFINITY;
   /** Bytes written back per second (every kind of round). */
   readonly meter = new RateMeter();
   /**
@@ -99,6 +112,7 @@ export class Cleaner {
       dirtyMaxAgeMs: settings.dirtyMaxAgeMs ?? DIRTY_MAX_AGE_MS_DEFAULT,
       writebackRateBytesPerSecond: settings.writebackRateBytesPerSecond ?? 0,
       writebackRateIops: settings.writebackRateIops ?? 0,
+      dirtyPaceMs: settings.dirtyPaceMs ?? DIRTY_PACE_MS_DEFAULT,
     };
     this.dirtySinceMs = new Float64Array(engine.mapping.sets).fill(-1);
     this.applySettings();
@@ -111,8 +125,9 @@ export class Cleaner {
 
   /** Call after changing `settings`: re-arms the limiter and the age scan, and re-checks the threshold. */
   applySettings(): void {
-    assert(this.settings.writebackConcurrency >= 1 && this.settings.writebackInflightMax >= 1);
+    assert(this.settings.writebackConcurrency >= 1 && this.settings.writebackInflightMax >= 1 && this.settings.dirtyPaceMs >= 0);
     this.limiter.set(this.settings.writebackRateBytesPerSecond, this.settings.writebackRateIops);
+    this.pacedBytesPerSecond = 0;
     if (this.ageTimer) clearInterval(this.ageTimer);
     this.ageTimer = undefined;
     this.agedSlots = [];
@@ -160,6 +175,40 @@ export class Cleaner {
 
   private thresholdBlocks(): number {
     return Math.floor((this.engine.mapping.cacheBlocks * this.settings.dirtyThresholdPercent) / 100);
+  }
+
+  /** Dirty blocks threshold cleaning stops at (hysteresis below the threshold). */
+  private targetBlocks(): number {
+    return Math.max(0, this.thresholdBlocks() - Math.floor((this.engine.mapping.cacheBlocks * THRESHOLD_HYSTERESIS_PERCENT) / 100));
+  }
+
+  /** Bytes per second background cleaning is paced to now (0: not paced). */
+  get paceRateBytesPerSecond(): number {
+    return this.pacedBytesPerSecond;
+  }
+
+  /**
+   * Have client requests arrived in the last CLIENTS_IDLE_AFTER_MS? Counts requests
+   * (the RAM tier's synchronous reads and writes included) between looks, so it costs
+   * the hot path nothing; a looker that sleeps at most PACE_RECHECK_MS sees them.
+   */
+  private clientsBusy(nowMs: number): boolean {
+    const stats = this.engine.stats;
+    const requests = stats.reads + stats.writes + stats.trims;
+    if (this.engine.inflight > 0 || (this.requestsSeen >= 0 && requests !== this.requestsSeen)) this.clientsSeenMs = nowMs;
+    this.requestsSeen = requests;
+    return nowMs - this.clientsSeenMs < CLIENTS_IDLE_AFTER_MS;
+  }
+
+  /** The pace for a background turn now (0: full speed). */
+  private paceRate(nowMs: number): number {
+    const table = this.engine.table;
+    const thresholdBlocks = this.thresholdBlocks();
+    if (table.dirtyCount <= this.targetBlocks() || this.settings.dirtyPaceMs === 0) return 0;
+    return paceBytesPerSecond({
+      dirtyBlocks: table.dirtyCount, thresholdBlocks, targetBlocks: this.targetBlocks(), cacheBlocks: this.engine.mapping.cacheBlocks,
+      blockBytes: this.engine.blockBytes, paceMs: this.settings.dirtyPaceMs, clientsBusy: this.clientsBusy(nowMs),
+    });
   }
 
   /** Called after writes: start a round if the dirty share is over the threshold. */
@@ -220,7 +269,7 @@ export class Cleaner {
           slots = this.agedSlots.splice(0, this.settings.writebackInflightMax).filter((slot) => this.candidate(slot));
           if (slots.length === 0) continue;
         } else {
-          const target = Math.max(0, this.thresholdBlocks() - Math.floor((this.engine.mapping.cacheBlocks * THRESHOLD_HYSTERESIS_PERCENT) / 100));
+          const target = this.targetBlocks();
           const wanted = Math.min(this.settings.writebackInflightMax, Math.max(1, this.engine.table.dirtyCount - target));
           slots = this.pickFromNoRoomSets(wanted);
           // Blocks whose dirty record is durable first: a round of them needs no commit before it.
@@ -236,6 +285,8 @@ export class Cleaner {
       }
     } catch (error) {
       this.engine.internals.log(`writeback failed: ${(error as Error).message}`);
+    } finally {
+      this.pacedBytesPerSecond = 0;
     }
   }
 
@@ -333,7 +384,17 @@ export class Cleaner {
   private async backgroundTurn(bytes: number): Promise<boolean> {
     for (;;) {
       if (this.stopped || this.flushing > 0) return false;
-      const delay = this.limiter.delayMs(this.clock());
+      const now = this.clock();
+      let delay = this.limiter.delayMs(now);
+      const pace = this.paceRate(now);
+      if (pace > 0) {
+        // Entering a paced spell starts from an empty bucket: no debt or savings from an earlier one.
+        if (this.pacedBytesPerSecond === 0) this.pace.set(pace, 0);
+        else this.pace.retune(pace, now);
+        // Re-check soon: clients going idle or dirty blocks passing the ceiling end the pacing.
+        delay = Math.max(delay, Math.min(this.pace.delayMs(now), PACE_RECHECK_MS));
+      }
+      this.pacedBytesPerSecond = pace;
       if (delay === 0) break;
       await this.sleep(delay);
     }
@@ -341,6 +402,7 @@ export class Cleaner {
     if (this.engine.inflight > 0) await new Promise((resolve) => setImmediate(resolve));
     if (this.stopped || this.flushing > 0) return false;
     this.limiter.take(bytes, this.clock());
+    if (this.pacedBytesPerSecond > 0) this.pace.take(bytes, this.clock());
     return true;
   }
 

@@ -14,7 +14,7 @@ import { BlockcacheError, isBlockcacheError } from '../stdx/errors.js';
 import { crc32c } from '../stdx/checksum.js';
 import { BlockIndex } from './block-index.js';
 import { CacheEngine } from './engine.js';
-import { CleanerSettings } from './cleaner.js';
+import { CleanerSettings, Clock } from './cleaner.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY_ON_DISK, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
 import { ASSOC_DEFAULT, BLOCK_BYTES_DEFAULT } from '../constants.js';
@@ -110,6 +110,8 @@ export interface OpenOptions {
   readonly ramBytes?: number;
   readonly log?: (line: string) => void;
   readonly progress?: (phase: string, done: number, total: number) => void;
+  /** Milliseconds on a monotonic clock (tests); default performance.now. */
+  readonly clock?: Clock;
 }
 
 export interface RecoveryReport {
@@ -152,7 +154,7 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   await store.updateSuperblock({ cleanShutdown: false, origin: { ...superblock.origin, fingerprintValid: false } });
   await options.cache.flush();
   const engine = new CacheEngine({ cache: options.cache, origin: options.origin, store, table, index, policy,
-    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, log: options.log });
+    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, log: options.log, clock: options.clock });
   return { engine, report: { ...counts, cleanShutdown: superblock.cleanShutdown, damagedSuperblockCopies: damagedCopies, originChanged } };
 }
 

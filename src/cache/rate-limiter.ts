@@ -26,6 +26,13 @@ export class RateLimiter {
     this.lastMs = undefined;
   }
 
+  /** Changes the byte rate from now on, keeping what the bucket holds (or owes) at the old rate. */
+  retune(bytesPerSecond: number, nowMs: number): void {
+    this.refill(nowMs);
+    this.bytesPerSecond = bytesPerSecond;
+    this.bytesTokens = Math.min(this.bytesTokens, bytesPerSecond * RATE_BURST_SECONDS);
+  }
+
   private refill(nowMs: number): void {
     const elapsedSeconds = this.lastMs === undefined ? 0 : Math.max(0, nowMs - this.lastMs) / 1000;
     this.lastMs = nowMs;

@@ -248,6 +248,8 @@ export class CacheMetrics {
     gauge('blockcache_dirty_threshold_ratio', 'Dirty share background writeback keeps to', [], (e) => [[{}, e.cleaner.settings.dirtyThresholdPercent / 100]]);
     gauge('blockcache_writeback_rate_bytes_per_second', 'Bytes written back per second (recent window)', [], (e) => [[{}, e.cleaner.estimate().rateBytesPerSecond]]);
     gauge('blockcache_writeback_rate_limit_bytes_per_second', 'Background writeback cap (0 = unlimited)', [], (e) => [[{}, e.cleaner.settings.writebackRateBytesPerSecond]]);
+    gauge('blockcache_writeback_pace_bytes_per_second', 'Pace of background writeback while clients are busy (dirty-pace; 0 = not paced now)', [],
+      (e) => [[{}, e.cleaner.paceRateBytesPerSecond]]);
     gauge('blockcache_writeback_rate_limit_iops', 'Background writeback cap in writes per second (0 = unlimited)', [], (e) => [[{}, e.cleaner.settings.writebackRateIops]]);
     gauge('blockcache_clean_eta_seconds', 'Estimated seconds to write every dirty block back (NaN: unknown)', [], (e) => [[{}, e.cleaner.estimate().etaSeconds ?? Number.NaN]]);
     gauge('blockcache_inflight_requests', 'Client requests in progress', [], (e) => [[{}, e.inflight]]);

@@ -21,6 +21,12 @@ test('durations and assignments', () => {
   assert.equal(parseDurationMs('d', '2'), 2000);
   assert.equal(parseDurationMs('d', 'off'), 0);
   assert.throws(() => parseDurationMs('d', '10ms'), { code: 'BAD_ARGUMENT' });
+  // dirty-pace's bounds: 1s..1h, and the message says them.
+  assert.equal(parseDurationMs('dirty-pace', '30s', 1000, 3_600_000), 30_000);
+  assert.equal(parseDurationMs('dirty-pace', 'off', 1000, 3_600_000), 0);
+  for (const bad of ['500ms', '2h', 'slow']) {
+    assert.throws(() => parseDurationMs('dirty-pace', bad, 1000, 3_600_000), (error: Error) => /from 1s to 1h/.test(error.message));
+  }
   assert.deepEqual(parseAssignments('a=1\nb = 2\n'), [['a', '1'], ['b', '2']]);
   assert.deepEqual(parseAssignments('{"a": 1}'), [['a', '1']]);
   assert.throws(() => parseAssignments('nokey'), { code: 'BAD_ARGUMENT' });

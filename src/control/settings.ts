@@ -5,6 +5,8 @@
 // Syntax (also in `blockcache set --help`):
 //   dirty-threshold=PERCENT        0..100, optional '%'            (default 20)
 //   dirty-max-age=DURATION         0/off, or 100ms..7d; units ms s m h d, bare number = seconds (default 15m)
+//   dirty-pace=DURATION            0/off, or 1s..1h: while clients are busy, threshold cleaning
+//                                  writes back the excess at excess/DURATION per second (default 30s)
 //   writeback-rate=RATE            0/unlimited, SIZE[/s] (K M G: powers of 1024, optional iB),
 //                                  iops=N, or both: 20M,iops=500
 //   writeback-concurrency=N        1..256 origin writes in flight  (default 8)
@@ -29,6 +31,8 @@ const SIZE_FACTORS: Record<string, number> = { '': 1, K: KiB, M: KiB ** 2, G: Ki
 const DURATION_FACTORS_MS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DIRTY_MAX_AGE_MS_MIN = 100;
 const DIRTY_MAX_AGE_MS_MAX = 7 * 86_400_000;
+const DIRTY_PACE_MS_MIN = 1000;
+const DIRTY_PACE_MS_MAX = 3_600_000;
 const SEQUENTIAL_CUTOFF_BYTES_MIN = 4 * KiB;
 const SEQUENTIAL_CUTOFF_BYTES_MAX = 64 * KiB ** 3;
 const RATE_BYTES_MIN = 4 * KiB;
@@ -76,14 +80,14 @@ function inRange(key: string, text: string, value: number, minimum: number, maxi
   return value;
 }
 
-export function parseDurationMs(key: string, text: string): number {
-  const expected = `0/off or a duration from ${DIRTY_MAX_AGE_MS_MIN}ms to 7d, e.g. 30s, 5m, 1h`;
+export function parseDurationMs(key: string, text: string, minimumMs = DIRTY_MAX_AGE_MS_MIN, maximumMs = DIRTY_MAX_AGE_MS_MAX): number {
+  const expected = `0/off or a duration from ${formatDurationMs(minimumMs)} to ${formatDurationMs(maximumMs)}, e.g. 30s, 5m, 1h`;
   const trimmed = text.trim().toLowerCase();
   if (trimmed === 'off' || trimmed === '0') return 0;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|)$/.exec(trimmed);
   if (!match) throw bad(key, text, expected);
   const value = Math.round(Number(match[1]) * DURATION_FACTORS_MS[match[2]!]!);
-  return inRange(key, text, value, DIRTY_MAX_AGE_MS_MIN, DIRTY_MAX_AGE_MS_MAX, expected);
+  return inRange(key, text, value, minimumMs, maximumMs, expected);
 }
 
 export function formatDurationMs(ms: number): string {
@@ -138,7 +142,7 @@ function parseChoice<T extends string>(key: string, text: string, choices: reado
 const SETTINGS: ReadonlyArray<Setting<never>> = [
   {
     key: 'dirty-threshold', syntax: 'PERCENT (0..100)',
-    description: 'background writeback keeps dirty blocks at or below this share of the cache',
+    description: 'background writeback brings dirty blocks down to this share of the cache (paced while clients are busy: dirty-pace)',
     parse: (text) => parseInteger('dirty-threshold', text, 0, 100, '%'),
     format: (value: number) => String(value),
     read: (engine) => engine.cleaner.settings.dirtyThresholdPercent,
@@ -155,6 +159,17 @@ const SETTINGS: ReadonlyArray<Setting<never>> = [
     read: (engine) => engine.cleaner.settings.dirtyMaxAgeMs,
     apply: (engine, value: number) => {
       engine.cleaner.settings.dirtyMaxAgeMs = value;
+      engine.cleaner.applySettings();
+    },
+  } satisfies Setting<number>,
+  {
+    key: 'dirty-pace', syntax: 'DURATION (0/off, 1s..1h)',
+    description: 'while clients are busy, cleaning above the threshold writes back excess/DURATION per second (at least 1 MiB/s); full speed when clients are idle or dirty blocks pass half-way to a full cache',
+    parse: (text) => parseDurationMs('dirty-pace', text, DIRTY_PACE_MS_MIN, DIRTY_PACE_MS_MAX),
+    format: formatDurationMs,
+    read: (engine) => engine.cleaner.settings.dirtyPaceMs,
+    apply: (engine, value: number) => {
+      engine.cleaner.settings.dirtyPaceMs = value;
       engine.cleaner.applySettings();
     },
   } satisfies Setting<number>,

@@ -102,6 +102,8 @@ function cleaningStatus(engine: CacheEngine): Record<string, unknown> {
     writebackRateBytesPerSecond: Math.round(estimate.rateBytesPerSecond),
     cleanEtaSeconds: estimate.etaSeconds === null ? null : Math.ceil(estimate.etaSeconds),
     dirtyThresholdPercent: engine.cleaner.settings.dirtyThresholdPercent,
+    /** Background cleaning paced to this while clients are busy (dirty-pace); 0: not paced now. */
+    writebackPaceBytesPerSecond: Math.round(engine.cleaner.paceRateBytesPerSecond),
     sequentialBypassReads: stats.sequentialBypassReads,
     sequentialBypassWrites: stats.sequentialBypassWrites,
     noRoom: stats.noRoom,

@@ -33,7 +33,7 @@ export function formatStatus(status: CacheStatus): string {
     `cached     ${status.validBlocks} of ${status.cacheBlocks} blocks (${formatPercent(status.validBlocks, status.cacheBlocks)})`,
     `dirty      ${status.dirtyBlocks} blocks, ${formatBytes(status.dirtyBytes)} (${formatPercent(status.dirtyBlocks, status.cacheBlocks)} of the cache`
       + `${status.dirtyThresholdPercent !== undefined ? `, threshold ${status.dirtyThresholdPercent}%` : ''})`,
-    ...(status.state === 'stopped' ? [] : [`cleaning   ${formatBytes(status.writebackRateBytesPerSecond ?? 0)}/s, time to clean ${formatEta(status)}`]),
+    ...(status.state === 'stopped' ? [] : [`cleaning   ${formatBytes(status.writebackRateBytesPerSecond ?? 0)}/s, time to clean ${formatEta(status)}${formatPace(status)}`]),
     `reads      ${status.reads} requests; block hits ${status.readHits}, misses ${status.readMisses} (hit ratio ${formatPercent(status.readHits, reads)})`,
     `writes     ${status.writes} requests; block hits ${status.writeHits}, misses ${status.writeMisses} (hit ratio ${formatPercent(status.writeHits, writes)})`,
     ...(typeof status.ramBytes === 'number' && status.ramBytes > 0 ? [
@@ -48,6 +48,12 @@ export function formatStatus(status: CacheStatus): string {
         + ` process resident ${formatBytes(status.residentMemoryBytes as number)}`,
     ] : []),
   ].join('\n');
+}
+
+/** Paced cleaning (dirty-pace) is shown, so that a slow clean under load is not mistaken for a fault. */
+function formatPace(status: CacheStatus): string {
+  const pace = status.writebackPaceBytesPerSecond as number | undefined;
+  return pace ? `; paced to ${formatBytes(pace)}/s while clients are busy` : '';
 }
 
 function formatEta(status: CacheStatus): string {
