@@ -6,8 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { blockcacheChecked, createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { blockcacheChecked, createFileCache, withServeScope } from '../support/blockcache.js';
 import { runChecked, requireTools } from '../support/process.js';
 
 const MiB = 1024 * 1024;
@@ -33,16 +32,14 @@ for (const mode of ['writeback', 'writethrough', 'writearound']) {
   for (const blockSize of ['4K', '64K']) {
     test(`${mode} ${blockSize}: data exact after cold reads, 8x overwrite, unaligned writes, restart and detach`, async () => {
       await requireTools(['qemu-img', 'nbdcopy', 'nbdsh']);
-      const directory = await makeTempDir();
-      let served: ServedCache | undefined;
-      try {
+      await withServeScope(async ({ directory, serve }) => {
         const { origin, cache } = await createFileCache(directory, {
           originBytes: ORIGIN_BYTES, cacheBytes: CACHE_BYTES, mode, blockSize, assoc: '64',
           originContent: (fd) => writeRandomRegions(fd, 200, 256 * 1024),
         });
         const expected = directory.file('expected.img');
         fs.copyFileSync(origin, expected);
-        served = await serveCache(cache, directory.path);
+        let served = await serve(cache);
         // Cold reads (and a second, cached, pass).
         await compareExport(served.uri, expected);
         await compareExport(served.uri, expected);
@@ -86,14 +83,13 @@ for (const mode of ['writeback', 'writethrough', 'writearound']) {
         // Blocks of the region that could not be cached (their set full of dirty blocks) miss every time.
         const uncachable = before.readMisses - firstPass.readMisses;
         await served.stop();
-        served = undefined;
         const offline = JSON.parse((await blockcacheChecked(['status', '--cache', cache, '--json'])).stdout);
         assert.equal(offline.validBlocks, before.validBlocks, 'every cached block survives a clean restart');
         if (mode !== 'writeback') {
           assert.equal(offline.dirtyBlocks, 0);
           assert.ok(fs.readFileSync(origin).equals(fs.readFileSync(expected)), `${mode}: the origin alone is already exact`);
         }
-        served = await serveCache(cache, directory.path);
+        served = await serve(cache);
         const warm = await status(served.control);
         assert.equal(warm.validBlocks, before.validBlocks, 'the restarted cache is warm');
         await runChecked('nbdsh', ['-u', served.uri, '-c', readRegion]);
@@ -102,7 +98,6 @@ for (const mode of ['writeback', 'writethrough', 'writearound']) {
         assert.ok(after.readHits >= MiB / (blockSize === '4K' ? 4096 : 65536), 'reads after a warm restart hit the cache');
         await compareExport(served.uri, expected);
         await served.stop();
-        served = undefined;
         // Detach: the origin alone is complete.
         await blockcacheChecked(['detach', '--cache', cache]);
         assert.ok(fs.readFileSync(origin).equals(fs.readFileSync(expected)), 'the origin is exact after detach');
@@ -111,10 +106,7 @@ for (const mode of ['writeback', 'writethrough', 'writearound']) {
         assert.equal(report.ok, true);
         assert.equal(report.dirtyRecords, 0);
         assert.equal(report.dataMismatches, 0);
-      } finally {
-        await served?.process.kill('SIGKILL');
-        await directory.remove();
-      }
+      });
     });
   }
 }

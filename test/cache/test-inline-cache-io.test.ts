@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { requireTools, runChecked } from '../support/process.js';
 import { controlRequest } from '../../src/control/control-server.js';
 
@@ -19,11 +18,9 @@ function counter(text: string, op: string, path: string): number {
 
 test('serve --ram-cache 0: 4 KiB cache hits are read inline and misses written inline, data exact', async () => {
   await requireTools(['nbdsh']);
-  const directory = await makeTempDir();
-  let served: ServedCache | undefined;
-  try {
+  await withServeScope(async ({ directory, serve }) => {
     const { origin, cache } = await createFileCache(directory, { originBytes: 16 * MiB, cacheBytes: 8 * MiB, mode: 'writethrough' });
-    served = await serveCache(cache, directory.path, ['--ram-cache', '0']);
+    const served = await serve(cache, ['--ram-cache', '0']);
     // 64 scattered 4 KiB reads, twice: misses first (each fills a slot), then hits.
     const script = directory.file('reads.py');
     const out = directory.file('reads.bin');
@@ -43,9 +40,5 @@ test('serve --ram-cache 0: 4 KiB cache hits are read inline and misses written i
     assert.ok(counter(text, 'write', 'inline') >= 64, 'the 64 fills were written inline');
     assert.ok(counter(text, 'read', 'inline') >= 64, 'the 64 hits were read inline');
     await served.stop();
-    served = undefined;
-  } finally {
-    await served?.process.kill('SIGKILL');
-    await directory.remove();
-  }
+  });
 });

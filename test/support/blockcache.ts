@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackgroundProcess, CommandResult, runCommand, spawnBackground } from './process.js';
-import { TempDir } from './temp-dir.js';
+import { makeTempDir, TempDir } from './temp-dir.js';
 import { waitFor } from './wait.js';
 
 /** bin/blockcache at the repository root (tests run from dist/test/support). */
@@ -49,6 +49,36 @@ export async function serveCache(cachePath: string, directory: string, extra: re
       if (code !== 0) throw new Error(`blockcache serve exited with ${code}:\n${child.output()}`);
     },
   };
+}
+
+/** What withServeScope gives a test: a temporary directory, and serveCache in it. */
+export interface ServeScope {
+  readonly directory: TempDir;
+  /** serveCache in the scope's directory; the scope kills the server at its end unless it has exited. */
+  serve(cachePath: string, extra?: readonly string[]): Promise<ServedCache>;
+}
+
+/**
+ * Runs `body` with a fresh temporary directory. However it ends, every server it
+ * started that still runs is killed (SIGKILL: a test that wants a clean stop
+ * calls `stop()` itself) and the directory is removed.
+ */
+export async function withServeScope(body: (scope: ServeScope) => Promise<void>): Promise<void> {
+  const directory = await makeTempDir();
+  const started: ServedCache[] = [];
+  try {
+    await body({
+      directory,
+      async serve(cachePath, extra = []) {
+        const served = await serveCache(cachePath, directory.path, extra);
+        started.push(served);
+        return served;
+      },
+    });
+  } finally {
+    for (const served of started) await served.process.kill('SIGKILL');
+    await directory.remove();
+  }
 }
 
 /**

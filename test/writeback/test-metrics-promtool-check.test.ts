@@ -3,8 +3,7 @@
 // cache-device and origin I/O, and the cache device's inline-I/O counters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { requireTools, runChecked, runCommand, describeResult } from '../support/process.js';
 import { controlRequest } from '../../src/control/control-server.js';
 
@@ -12,11 +11,9 @@ const MiB = 1024 * 1024;
 
 test('/metrics passes promtool check metrics and has the histograms', async () => {
   await requireTools(['promtool', 'nbdsh']);
-  const directory = await makeTempDir();
-  let served: ServedCache | undefined;
-  try {
+  await withServeScope(async ({ directory, serve }) => {
     const { cache } = await createFileCache(directory, { originBytes: 16 * MiB, cacheBytes: 8 * MiB, mode: 'writeback' });
-    served = await serveCache(cache, directory.path);
+    const served = await serve(cache);
     await runChecked('nbdsh', ['-u', served.uri, '-c', `h.pwrite(b'x' * 65536, 0); h.pread(65536, ${MiB}); h.pread(65536, 0); h.flush()`]);
     const response = await controlRequest(served.control, 'GET', '/metrics');
     assert.equal(response.status, 200);
@@ -41,9 +38,5 @@ test('/metrics passes promtool check metrics and has the histograms', async () =
     const check = await runCommand('promtool', ['check', 'metrics'], { input: text, timeoutMs: 30_000 });
     assert.equal(check.code, 0, describeResult('promtool check metrics', check));
     await served.stop();
-    served = undefined;
-  } finally {
-    await served?.process.kill('SIGKILL');
-    await directory.remove();
-  }
+  });
 });

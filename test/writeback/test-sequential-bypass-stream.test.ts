@@ -5,8 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { requireTools, runChecked } from '../support/process.js';
 import { blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
 
@@ -27,17 +26,15 @@ function sequentialWrite(expected: string, start: number, length: number, fill: 
 
 test('sequential streams bypass the cache; cached and dirty blocks stay exact', async () => {
   await requireTools(['nbdsh', 'qemu-img']);
-  const directory = await makeTempDir();
-  let served: ServedCache | undefined;
-  try {
+  await withServeScope(async ({ directory, serve }) => {
     const { origin, cache } = await createFileCache(directory, { originBytes: 64 * MiB, cacheBytes: 16 * MiB, mode: 'writeback', assoc: 'full' });
     const expected = directory.file('expected.img');
     fs.copyFileSync(origin, expected);
-    served = await serveCache(cache, directory.path, ['--set', 'dirty-threshold=100']);
+    const served = await serve(cache, ['--set', 'dirty-threshold=100']);
     const run = async (script: string) => {
       const file = directory.file(`script-${Math.random().toString(36).slice(2)}.py`);
       fs.writeFileSync(file, script);
-      await runChecked('nbdsh', ['-u', served!.uri, '-c', `exec(open(${JSON.stringify(file)}).read())`], { timeoutMs: 60_000 });
+      await runChecked('nbdsh', ['-u', served.uri, '-c', `exec(open(${JSON.stringify(file)}).read())`], { timeoutMs: 60_000 });
     };
     // Dirty and clean cached blocks inside the region the stream will cover (before bypass is on).
     await run(sequentialWrite(expected, 20 * MiB, 256 * 1024, 0x11));
@@ -63,9 +60,5 @@ test('sequential streams bypass the cache; cached and dirty blocks stay exact', 
     await blockcacheChecked(['flush', '--control', served.control]);
     assert.ok(fs.readFileSync(origin).equals(fs.readFileSync(expected)), 'the origin is exact after flush');
     await served.stop();
-    served = undefined;
-  } finally {
-    await served?.process.kill('SIGKILL');
-    await directory.remove();
-  }
+  });
 });

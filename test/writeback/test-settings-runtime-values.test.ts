@@ -4,8 +4,7 @@
 // writeback flushes first; policy and mode survive a restart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { requireTools, runChecked } from '../support/process.js';
 import { controlRequest } from '../../src/control/control-server.js';
 import { blockcache, blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
@@ -25,11 +24,9 @@ const BAD_VALUES: Record<string, string[]> = {
 
 test('settings: bad values are rejected, values listed, policy and mode switched at runtime', async () => {
   await requireTools(['nbdsh']);
-  const directory = await makeTempDir();
-  let served: ServedCache | undefined;
-  try {
+  await withServeScope(async ({ directory, serve }) => {
     const { cache } = await createFileCache(directory, { originBytes: 32 * MiB, cacheBytes: 8 * MiB, mode: 'writeback', policy: 'lru', assoc: 'full' });
-    served = await serveCache(cache, directory.path);
+    const served = await serve(cache);
     const listed = await blockcacheChecked(['set', '--control', served.control]);
     for (const key of Object.keys(BAD_VALUES)) assert.match(listed.stdout, new RegExp(`^${key}=`, 'm'), `set lists ${key}`);
     const initial = await setSettings(served.control);
@@ -87,14 +84,10 @@ test('settings: bad values are rejected, values listed, policy and mode switched
     const through = await statusOf(served.control);
     assert.equal(through.dirtyBlocks, 0, 'no dirty block is left after leaving writeback');
     await served.stop();
-    served = undefined;
     const offline = JSON.parse((await blockcacheChecked(['status', '--cache', cache, '--json'])).stdout);
     assert.equal(offline.mode, 'writethrough', 'the mode is persisted');
     assert.equal(offline.policy, 'arc', 'the policy is persisted');
     assert.equal(offline.dirtyBlocks, 0);
     assert.equal(offline.validBlocks, through.validBlocks, 'the switched cache restarts warm');
-  } finally {
-    await served?.process.kill('SIGKILL');
-    await directory.remove();
-  }
+  });
 });

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir, TempDir } from '../support/temp-dir.js';
+import { createFileCache, withServeScope } from '../support/blockcache.js';
+import { TempDir } from '../support/temp-dir.js';
 import { BackgroundProcess, requireTools, runChecked, spawnBackground } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
 import { blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
@@ -34,71 +34,68 @@ async function stopReader(reader: BackgroundProcess, stopFile: string): Promise<
 
 test('dirty-pace: cleaning is paced while clients are busy, full speed once idle or when off', async () => {
   await requireTools(['nbdsh', 'nbdcopy', 'qemu-img']);
-  const directory = await makeTempDir();
-  let served: ServedCache | undefined;
-  let reader: BackgroundProcess | undefined;
-  const stopFile = directory.file('stop-reader');
-  try {
-    const { origin, cache } = await createFileCache(directory, { originBytes: 32 * MiB, cacheBytes: 16 * MiB, mode: 'writeback', assoc: 'full' });
-    const expected = directory.file('expected.img');
-    fs.copyFileSync(origin, expected);
-    const data = randomBytes(DIRTY_BYTES);
-    fs.writeFileSync(expected, data, { flag: 'r+' });
-    const dataPath = directory.file('data.bin');
-    fs.writeFileSync(dataPath, data);
-    served = await serveCache(cache, directory.path, ['--ram-cache', '0', '--set', 'dirty-threshold=100', '--set', 'dirty-pace=60s']);
-    const control = served.control;
-    await runChecked('nbdcopy', [dataPath, served.uri], { timeoutMs: 60_000 });
-    const cacheBlocks = (await statusOf(control)).cacheBlocks!;
-    const thresholdBlocks = Math.floor(cacheBlocks * 0.1);
-    const dirtyBefore = (await statusOf(control)).dirtyBlocks!;
-    assert.equal(dirtyBefore, DIRTY_BYTES / 4096);
+  await withServeScope(async ({ directory, serve }) => {
+    let reader: BackgroundProcess | undefined;
+    const stopFile = directory.file('stop-reader');
+    try {
+      const { origin, cache } = await createFileCache(directory, { originBytes: 32 * MiB, cacheBytes: 16 * MiB, mode: 'writeback', assoc: 'full' });
+      const expected = directory.file('expected.img');
+      fs.copyFileSync(origin, expected);
+      const data = randomBytes(DIRTY_BYTES);
+      fs.writeFileSync(expected, data, { flag: 'r+' });
+      const dataPath = directory.file('data.bin');
+      fs.writeFileSync(dataPath, data);
+      const served = await serve(cache, ['--ram-cache', '0', '--set', 'dirty-threshold=100', '--set', 'dirty-pace=60s']);
+      const control = served.control;
+      await runChecked('nbdcopy', [dataPath, served.uri], { timeoutMs: 60_000 });
+      const cacheBlocks = (await statusOf(control)).cacheBlocks!;
+      const thresholdBlocks = Math.floor(cacheBlocks * 0.1);
+      const dirtyBefore = (await statusOf(control)).dirtyBlocks!;
+      assert.equal(dirtyBefore, DIRTY_BYTES / 4096);
 
-    // Paced: a busy client, then the threshold drops under the dirty share.
-    reader = startBusyReader(directory, served.uri, stopFile);
-    await waitFor('the busy reader to send requests', async () => (await statusOf(control)).reads! > 100, 30_000);
-    await setSettings(control, 'dirty-threshold=10');
-    let paced = 0;
-    await waitFor('status to report a paced writeback', async () => {
-      paced = (await statusOf(control)).writebackPaceBytesPerSecond!;
-      return paced > 0;
-    }, 20_000);
-    // 1 MiB/s at least (the excess is ~7 MiB over 60 s); full speed would be far above.
-    assert.ok(paced >= MiB && paced < 2 * MiB, `paced to ${paced} B/s`);
-    const human = (await blockcacheChecked(['status', '--control', control])).stdout;
-    assert.match(human, /paced to 1\.00 MiB\/s while clients are busy/);
-    const during = await statusOf(control);
-    assert.ok(during.dirtyBlocks! > thresholdBlocks, 'still above the threshold while paced');
+      // Paced: a busy client, then the threshold drops under the dirty share.
+      reader = startBusyReader(directory, served.uri, stopFile);
+      await waitFor('the busy reader to send requests', async () => (await statusOf(control)).reads! > 100, 30_000);
+      await setSettings(control, 'dirty-threshold=10');
+      let paced = 0;
+      await waitFor('status to report a paced writeback', async () => {
+        paced = (await statusOf(control)).writebackPaceBytesPerSecond!;
+        return paced > 0;
+      }, 20_000);
+      // 1 MiB/s at least (the excess is ~7 MiB over 60 s); full speed would be far above.
+      assert.ok(paced >= MiB && paced < 2 * MiB, `paced to ${paced} B/s`);
+      const human = (await blockcacheChecked(['status', '--control', control])).stdout;
+      assert.match(human, /paced to 1\.00 MiB\/s while clients are busy/);
+      const during = await statusOf(control);
+      assert.ok(during.dirtyBlocks! > thresholdBlocks, 'still above the threshold while paced');
 
-    // Idle: the client stops, cleaning goes down to the threshold and pacing ends.
-    await stopReader(reader, stopFile);
-    reader = undefined;
-    await waitFor('dirty blocks to reach the threshold once clients are idle', async () => (await statusOf(control)).dirtyBlocks! <= thresholdBlocks, 60_000);
-    await waitFor('pacing to end', async () => (await statusOf(control)).writebackPaceBytesPerSecond === 0, 20_000);
+      // Idle: the client stops, cleaning goes down to the threshold and pacing ends.
+      await stopReader(reader, stopFile);
+      reader = undefined;
+      await waitFor('dirty blocks to reach the threshold once clients are idle', async () => (await statusOf(control)).dirtyBlocks! <= thresholdBlocks, 60_000);
+      await waitFor('pacing to end', async () => (await statusOf(control)).writebackPaceBytesPerSecond === 0, 20_000);
 
-    // Off: dirty again, a busy client, and cleaning reaches the threshold while it is still busy.
-    await setSettings(control, 'dirty-threshold=100', 'dirty-pace=off');
-    await runChecked('nbdcopy', [dataPath, served.uri], { timeoutMs: 60_000 });
-    assert.ok((await statusOf(control)).dirtyBlocks! > 2 * thresholdBlocks);
-    reader = startBusyReader(directory, served.uri, stopFile);
-    await waitFor('the busy reader to send requests again', async () => (await statusOf(control)).reads! > during.reads! + 100, 30_000);
-    await setSettings(control, 'dirty-threshold=10');
-    await waitFor('dirty blocks to reach the threshold with pacing off', async () => {
-      const status = await statusOf(control);
-      assert.equal(status.writebackPaceBytesPerSecond, 0, 'never paced with dirty-pace=off');
-      return status.dirtyBlocks! <= thresholdBlocks;
-    }, 60_000);
-    assert.equal(reader.child.exitCode, null, 'the client was busy all along');
-    await stopReader(reader, stopFile);
-    reader = undefined;
+      // Off: dirty again, a busy client, and cleaning reaches the threshold while it is still busy.
+      await setSettings(control, 'dirty-threshold=100', 'dirty-pace=off');
+      await runChecked('nbdcopy', [dataPath, served.uri], { timeoutMs: 60_000 });
+      assert.ok((await statusOf(control)).dirtyBlocks! > 2 * thresholdBlocks);
+      reader = startBusyReader(directory, served.uri, stopFile);
+      await waitFor('the busy reader to send requests again', async () => (await statusOf(control)).reads! > during.reads! + 100, 30_000);
+      await setSettings(control, 'dirty-threshold=10');
+      await waitFor('dirty blocks to reach the threshold with pacing off', async () => {
+        const status = await statusOf(control);
+        assert.equal(status.writebackPaceBytesPerSecond, 0, 'never paced with dirty-pace=off');
+        return status.dirtyBlocks! <= thresholdBlocks;
+      }, 60_000);
+      assert.equal(reader.child.exitCode, null, 'the client was busy all along');
+      await stopReader(reader, stopFile);
+      reader = undefined;
 
-    await runChecked('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', expected, served.uri], { timeoutMs: 60_000 });
-    await served.stop();
-    served = undefined;
-  } finally {
-    if (reader) fs.writeFileSync(stopFile, '');
-    await reader?.kill('SIGKILL');
-    await served?.process.kill('SIGKILL');
-    await directory.remove();
-  }
+      await runChecked('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', expected, served.uri], { timeoutMs: 60_000 });
+      await served.stop();
+    } finally {
+      if (reader) fs.writeFileSync(stopFile, '');
+      await reader?.kill('SIGKILL');
+    }
+  });
 });

@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createFileCache, serveCache, ServedCache } from '../support/blockcache.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { requireTools, runChecked } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
 import { blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
@@ -39,13 +38,11 @@ async function settle(control: string, lowBlocks: number, highBlocks: number): P
 
 test('dirty share settles at the threshold under a write burst, and follows a lowered threshold', async () => {
   await requireTools(['nbdsh', 'qemu-img']);
-  const directory = await makeTempDir();
-  let served: ServedCache | undefined;
-  try {
+  await withServeScope(async ({ directory, serve }) => {
     const { origin, cache } = await createFileCache(directory, { originBytes: 64 * MiB, cacheBytes: 16 * MiB, mode: 'writeback', assoc: 'full' });
     const expected = directory.file('expected.img');
     fs.copyFileSync(origin, expected);
-    served = await serveCache(cache, directory.path, ['--set', 'dirty-threshold=20']);
+    const served = await serve(cache, ['--set', 'dirty-threshold=20']);
     const cacheBlocks = (await statusOf(served.control)).cacheBlocks!;
     const script = directory.file('burst.py');
     fs.writeFileSync(script, randomWriteScript(expected, 12 * MiB, 4000));
@@ -62,9 +59,5 @@ test('dirty share settles at the threshold under a write burst, and follows a lo
     assert.equal((await statusOf(served.control)).dirtyBlocks, 0);
     assert.ok(fs.readFileSync(origin).equals(fs.readFileSync(expected)), 'the origin is exact after flush');
     await served.stop();
-    served = undefined;
-  } finally {
-    await served?.process.kill('SIGKILL');
-    await directory.remove();
-  }
+  });
 });
