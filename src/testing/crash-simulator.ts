@@ -32,6 +32,7 @@
 import { BlockDevice, DeviceCapabilities, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import { createCache, openCache } from '../cache/open-cache.js';
 import { CacheEngine } from '../cache/engine.js';
+import type { CleanerSettings } from '../cache/cleaner.js';
 import { CacheMode } from '../format/superblock.js';
 import { dataOffsetFor } from '../format/layout.js';
 import { POLICY_NAMES } from '../policies/registry.js';
@@ -50,6 +51,8 @@ export type CanaryName = (typeof CANARIES)[number];
 /** Whether a seed runs with the RAM tier: 'random' draws it (half the seeds), 'on' always, 'off' never. */
 export type RamChoice = 'random' | 'on' | 'off';
 const RAM_SEED_SALT = 0x52414d31;
+/** Salt of the dirty-pace draw's generator ('PACE'). */
+const PACE_SEED_SALT = 0x50414345;
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -214,6 +217,8 @@ interface Config {
   concurrencyMax: number;
   /** RAM tier size; 0 = off. */
   ramBytes: number;
+  /** dirty-pace: 0 cleans at full speed while the simulated clients are busy; undefined = the default pace. */
+  dirtyPaceMs?: number;
 }
 
 function chooseConfig(random: Prng, originMiBMax: number): Config {
@@ -250,6 +255,14 @@ function chooseRamBytes(seed: number, config: Config, ram: RamChoice): number {
   return config.blockBytes * (1 + random.below(config.cacheBlocks));
 }
 
+/**
+ * Half the seeds clean at full speed under load (as every seed did before pacing existed), half
+ * at the default pace. Its own generator, as for the RAM tier: every other draw stays as it was.
+ */
+function chooseDirtyPace(seed: number): number | undefined {
+  return new Prng((seed ^ PACE_SEED_SALT) >>> 0).chance(0.5) ? 0 : undefined;
+}
+
 class Violation extends Error {}
 
 export class CrashSimulation {
@@ -272,6 +285,7 @@ export class CrashSimulation {
     this.config = chooseConfig(this.random, options.originMiBMax ?? 4);
     const ram = options.canary !== undefined && RAM_CANARIES.includes(options.canary) ? 'on' : options.ram ?? 'random';
     this.config.ramBytes = chooseRamBytes(options.seed, this.config, ram);
+    this.config.dirtyPaceMs = chooseDirtyPace(options.seed);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
     this.log = options.log ?? (() => {});
   }
@@ -280,6 +294,7 @@ export class CrashSimulation {
     const c = this.config;
     return `mode=${c.mode} block=${c.blockBytes / 1024}K origin=${c.originBytes / MiB}MiB cacheBlocks=${c.cacheBlocks} assoc=${c.assoc} `
       + `policy=${c.policy} dirtyThreshold=${c.dirtyThresholdPercent ?? 'default'} writebackInflight=${c.writebackInflightMax ?? 'default'} `
+      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} `
       + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes}${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
   }
 
@@ -330,9 +345,10 @@ export class CrashSimulation {
 
   private async open(why: string): Promise<void> {
     const c = this.config;
-    const settings: { dirtyThresholdPercent?: number; writebackInflightMax?: number } = {};
+    const settings: Partial<CleanerSettings> = {};
     if (c.dirtyThresholdPercent !== undefined) settings.dirtyThresholdPercent = c.dirtyThresholdPercent;
     if (c.writebackInflightMax !== undefined) settings.writebackInflightMax = c.writebackInflightMax;
+    if (c.dirtyPaceMs !== undefined) settings.dirtyPaceMs = c.dirtyPaceMs;
     let opened;
     try {
       opened = await this.deadline(openCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'),
