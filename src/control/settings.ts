@@ -139,39 +139,39 @@ function parseChoice<T extends string>(key: string, text: string, choices: reado
   return value;
 }
 
+/** A number among the cleaner's settings: read from it, and applied by re-arming the cleaner. */
+type CleanerNumber = 'dirtyThresholdPercent' | 'dirtyMaxAgeMs' | 'dirtyPaceMs' | 'writebackConcurrency';
+function cleanerNumber(field: CleanerNumber): Pick<Setting<number>, 'read' | 'apply'> {
+  return {
+    read: (engine) => engine.cleaner.settings[field],
+    apply: (engine, value) => {
+      engine.cleaner.settings[field] = value;
+      engine.cleaner.applySettings();
+    },
+  };
+}
+
 const SETTINGS: ReadonlyArray<Setting<never>> = [
   {
     key: 'dirty-threshold', syntax: 'PERCENT (0..100)',
     description: 'background writeback brings dirty blocks down to this share of the cache (paced while clients are busy: dirty-pace)',
     parse: (text) => parseInteger('dirty-threshold', text, 0, 100, '%'),
     format: (value: number) => String(value),
-    read: (engine) => engine.cleaner.settings.dirtyThresholdPercent,
-    apply: (engine, value: number) => {
-      engine.cleaner.settings.dirtyThresholdPercent = value;
-      engine.cleaner.applySettings();
-    },
+    ...cleanerNumber('dirtyThresholdPercent'),
   } satisfies Setting<number>,
   {
     key: 'dirty-max-age', syntax: 'DURATION (0/off, 100ms..7d: 30s, 5m, 1h)',
     description: 'blocks dirty longer than this are written back while clients are idle',
     parse: (text) => parseDurationMs('dirty-max-age', text),
     format: formatDurationMs,
-    read: (engine) => engine.cleaner.settings.dirtyMaxAgeMs,
-    apply: (engine, value: number) => {
-      engine.cleaner.settings.dirtyMaxAgeMs = value;
-      engine.cleaner.applySettings();
-    },
+    ...cleanerNumber('dirtyMaxAgeMs'),
   } satisfies Setting<number>,
   {
     key: 'dirty-pace', syntax: 'DURATION (0/off, 1s..1h)',
     description: 'while clients are busy, cleaning above the threshold writes back excess/DURATION per second (at least 1 MiB/s); full speed when clients are idle or dirty blocks pass half-way to a full cache',
     parse: (text) => parseDurationMs('dirty-pace', text, DIRTY_PACE_MS_MIN, DIRTY_PACE_MS_MAX),
     format: formatDurationMs,
-    read: (engine) => engine.cleaner.settings.dirtyPaceMs,
-    apply: (engine, value: number) => {
-      engine.cleaner.settings.dirtyPaceMs = value;
-      engine.cleaner.applySettings();
-    },
+    ...cleanerNumber('dirtyPaceMs'),
   } satisfies Setting<number>,
   {
     key: 'writeback-rate', syntax: 'RATE (0/unlimited, 20M, 20MiB/s, iops=500, 20M,iops=500)',
@@ -190,11 +190,7 @@ const SETTINGS: ReadonlyArray<Setting<never>> = [
     description: 'coalesced origin writes in flight at once (one while clients are busy)',
     parse: (text) => parseInteger('writeback-concurrency', text, 1, WRITEBACK_CONCURRENCY_MAX),
     format: (value: number) => String(value),
-    read: (engine) => engine.cleaner.settings.writebackConcurrency,
-    apply: (engine, value: number) => {
-      engine.cleaner.settings.writebackConcurrency = value;
-      engine.cleaner.applySettings();
-    },
+    ...cleanerNumber('writebackConcurrency'),
   } satisfies Setting<number>,
   {
     key: 'sequential-cutoff', syntax: 'SIZE (0/off, 4K..64G)',
