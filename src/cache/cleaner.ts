@@ -202,12 +202,10 @@ export class Cleaner {
 
   /** The pace for a background turn now (0: full speed). */
   private paceRate(nowMs: number): number {
-    const table = this.engine.table;
-    const thresholdBlocks = this.thresholdBlocks();
-    if (table.dirtyCount <= this.targetBlocks() || this.settings.dirtyPaceMs === 0) return 0;
     return paceBytesPerSecond({
-      dirtyBlocks: table.dirtyCount, thresholdBlocks, targetBlocks: this.targetBlocks(), cacheBlocks: this.engine.mapping.cacheBlocks,
-      blockBytes: this.engine.blockBytes, paceMs: this.settings.dirtyPaceMs, clientsBusy: this.clientsBusy(nowMs),
+      dirtyBlocks: this.engine.table.dirtyCount, thresholdBlocks: this.thresholdBlocks(), targetBlocks: this.targetBlocks(),
+      cacheBlocks: this.engine.mapping.cacheBlocks, blockBytes: this.engine.blockBytes, paceMs: this.settings.dirtyPaceMs,
+      clientsBusy: this.clientsBusy(nowMs),
     });
   }
 

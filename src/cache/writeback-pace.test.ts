@@ -29,8 +29,11 @@ test('while clients are busy the pace is the excess over the target per pace per
   assert.equal(further, 2 * near);
 });
 
-test('no pacing when clients are idle, with a pace of 0, or at and above the ceiling', () => {
+test('no pacing when clients are idle, with a pace of 0, at or under the target, or at and above the ceiling', () => {
   assert.equal(paceBytesPerSecond({ ...BASE, clientsBusy: false }), 0);
+  assert.equal(paceBytesPerSecond({ ...BASE, dirtyBlocks: 1900 }), 0);
+  assert.equal(paceBytesPerSecond({ ...BASE, dirtyBlocks: 1000 }), 0);
+  assert.equal(paceBytesPerSecond({ ...BASE, dirtyBlocks: 1901 }), DIRTY_PACE_BYTES_PER_SECOND_MIN);
   assert.equal(paceBytesPerSecond({ ...BASE, paceMs: 0 }), 0);
   assert.equal(paceBytesPerSecond({ ...BASE, dirtyBlocks: 6000 }), 0);
   assert.equal(paceBytesPerSecond({ ...BASE, dirtyBlocks: 9000 }), 0);

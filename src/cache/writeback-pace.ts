@@ -7,7 +7,8 @@
 // a burst of writes is absorbed at full speed and cleaned over the following
 // seconds, faster the further it overshoots. Pacing stops when clients go idle,
 // when dirty blocks pass the ceiling (half-way from the threshold to a full
-// cache), or with a pace of 0. Room-making and flushes are never paced.
+// cache), at the target (an age round below it is not paced), or with a pace of
+// 0. Room-making and flushes are never paced.
 // Pure: no I/O, no clock.
 import { DIRTY_PACE_BYTES_PER_SECOND_MIN } from '../constants.js';
 import { assert } from '../stdx/assert.js';
@@ -35,7 +36,7 @@ export function paceCeilingBlocks(thresholdBlocks: number, cacheBlocks: number):
 export function paceBytesPerSecond(input: PaceInput): number {
   assert(input.targetBlocks <= input.thresholdBlocks && input.thresholdBlocks <= input.cacheBlocks, 'pace: bad thresholds');
   if (input.paceMs === 0 || !input.clientsBusy) return 0;
-  if (input.dirtyBlocks >= paceCeilingBlocks(input.thresholdBlocks, input.cacheBlocks)) return 0;
-  const excessBytes = Math.max(0, input.dirtyBlocks - input.targetBlocks) * input.blockBytes;
+  if (input.dirtyBlocks <= input.targetBlocks || input.dirtyBlocks >= paceCeilingBlocks(input.thresholdBlocks, input.cacheBlocks)) return 0;
+  const excessBytes = (input.dirtyBlocks - input.targetBlocks) * input.blockBytes;
   return Math.max(DIRTY_PACE_BYTES_PER_SECOND_MIN, (excessBytes * 1000) / input.paceMs);
 }
