@@ -197,20 +197,25 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
-  /** RAM tier fast path: serves the read synchronously when every block it touches is in RAM. */
+  /**
+   * Synchronous fast path: serves the read when every block it touches is in RAM,
+   * or when it lies within one block that is an SSD-tier hit the cache device can
+   * read inline now (readSsdHitNow). False: nothing done, call read().
+   */
   readNow(target: Buffer, offsetBytes: number): boolean {
     const ram = this.ram;
     const length = target.length;
-    if (ram === null || length === 0 || this.state === 'stopping' || this.state === 'stopped') return false;
+    if (length === 0 || this.state === 'stopping' || this.state === 'stopped') return false;
     if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false; // read() reports the error
     const blockBytes = this.blockBytes;
     const first = Math.floor(offsetBytes / blockBytes);
     const last = Math.floor((offsetBytes + length - 1) / blockBytes);
     if (first === last) {
-      const page = ram.lookup(first);
-      if (page < 0) return false;
-      ram.copyOut(page, offsetBytes - first * blockBytes, target, 0, length);
+      const page = ram === null ? -1 : ram.lookup(first);
+      if (page < 0) return this.readSsdHitNow(first, offsetBytes, target);
+      ram!.copyOut(page, offsetBytes - first * blockBytes, target, 0, length);
     } else {
+      if (ram === null) return false;
       // Blocks in consecutive pages (a sequential fill takes pages in order) are copied in one call.
       const runs = this.ramRuns;
       runs.length = 0;
@@ -263,6 +268,36 @@ export class CacheEngine implements BlockDevice {
         for (let i = 0; i < runs.length; i += 2) ram.giveBack(runs[i]!, runs[i + 1]!);
       },
     };
+  }
+
+  /**
+   * A read within one block that is a valid SSD-tier hit, read inline by the cache
+   * device (a page-cached file: FileDevice.readNow) with no promise, lock or
+   * callback: the event loop does not turn during it, so no write, fill, eviction
+   * or invalidation can interleave. Only while running (degraded reads of clean
+   * copies go to the origin), only when no one holds or waits for the block's lock
+   * (a write may be changing it), and with the RAM tier on only for whole blocks
+   * (RAM keeps whole blocks). A read error is left to read(), which counts and
+   * handles it.
+   */
+  private readSsdHitNow(originBlock: number, offsetBytes: number, target: Buffer): boolean {
+    const readNow = this.cacheDevice.readNow;
+    if (readNow === undefined || this.state !== 'running') return false;
+    const slot = this.index.get(originBlock);
+    if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(originBlock)) return false;
+    const inner = offsetBytes - originBlock * this.blockBytes;
+    if (this.ram !== null && !(inner === 0 && target.length === this.blockLength(originBlock))) return false;
+    try {
+      if (!readNow(target, this.slotOffset(slot) + inner)) return false;
+    } catch {
+      return false;
+    }
+    this.stats.reads++;
+    this.stats.bytesRead += target.length;
+    this.readStreams.observe(offsetBytes, target.length, this.sequentialCutoffBytes);
+    this.countSsdHit(slot);
+    this.keepInRam(originBlock, inner, target);
+    return true;
   }
 
   private countRamRead(offsetBytes: number, length: number, blocks: number): void {

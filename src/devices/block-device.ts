@@ -52,8 +52,9 @@ export interface BlockDevice {
 
   read(target: Buffer, offsetBytes: number): Promise<void>;
   /**
-   * Serves the read at once from memory if it can (true: `target` is filled);
-   * false: nothing was done, call read(). Optional (the RAM tier's fast path).
+   * Serves the read at once, synchronously, if it can (true: `target` is filled);
+   * false: nothing was done, call read(). Optional: the engine's fast path (RAM
+   * tier, or a single-block SSD-tier hit), a FileDevice's inline read.
    */
   readNow?(target: Buffer, offsetBytes: number): boolean;
   /**

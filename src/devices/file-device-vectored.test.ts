@@ -143,6 +143,17 @@ test('FileDevice with inline I/O: small reads and writes run on the calling thre
     await assert.rejects(device.write(small, 4 * 1024 * 1024 - 100), BlockcacheError, 'ranges are still checked');
     await assert.rejects(device.read(Buffer.alloc(4096), 4 * 1024 * 1024 - 100), BlockcacheError);
     assert.equal(writes.inline, 1);
+    // readNow: the same inline read, synchronous; false for what is not read inline; ranges checked.
+    const now = Buffer.alloc(small.length);
+    assert.equal(device.readNow(now, 8192), true);
+    assert.deepEqual(now, small);
+    assert.equal(reads.inline, 3);
+    assert.equal(device.readNow(Buffer.alloc(large.length), 1024 * 1024), false, 'large reads stay in the pool');
+    assert.throws(() => device.readNow(Buffer.alloc(4096), 4 * 1024 * 1024 - 100), BlockcacheError);
+    const through = new CoalescingDevice(device, true);
+    const viaLayer = Buffer.alloc(small.length);
+    assert.equal(through.readNow!(viaLayer, 8192), true, 'the coalescing layer passes readNow through');
+    assert.deepEqual(viaLayer, small);
   } finally {
     await device.close();
   }
@@ -153,6 +164,15 @@ test('FileDevice with inline I/O: small reads and writes run on the calling thre
     assert.equal(plain.inlineNow(true), false);
   } finally {
     await plain.close();
+  }
+});
+
+test('FileDevice without inline I/O never reads now', async () => {
+  const device = await FileDevice.open(path.join(directory, 'no-inline.img'), { createSizeBytes: 1024 * 1024 });
+  try {
+    assert.equal(device.readNow(Buffer.alloc(4096), 0), false);
+  } finally {
+    await device.close();
   }
 });
 

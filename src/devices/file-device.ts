@@ -132,20 +132,9 @@ export class FileDevice implements BlockDevice, PieceDevice {
   }
 
   async read(target: Buffer, offsetBytes: number): Promise<void> {
-    checkRange(this.sizeBytes, offsetBytes, target.length, false);
+    if (this.readNow(target, offsetBytes)) return;
     let done = 0;
     try {
-      const gate = this.inlineReads;
-      const start = gate === null ? 0 : performance.now();
-      if (gate !== null && gate.allows(target.length, start)) {
-        while (done < target.length) {
-          const bytes = fs.readSync(this.fd, target, done, target.length - done, offsetBytes + done);
-          if (bytes === 0) { target.fill(0, done); break; }
-          done += bytes;
-        }
-        gate.observe(start, performance.now());
-        return;
-      }
       while (done < target.length) {
         const bytes = await readAt(this.fd, target, done, target.length - done, offsetBytes + done);
         if (bytes === 0) { target.fill(0, done); break; }
@@ -154,6 +143,30 @@ export class FileDevice implements BlockDevice, PieceDevice {
     } catch (error) {
       throw fromSystemError(error, `read ${this.name} at ${offsetBytes + done}`);
     }
+  }
+
+  /**
+   * The read done now, on the calling thread, when the inline gate allows it (an
+   * `inlineIo` device; false: nothing done, call read()). Throws as read() does.
+   */
+  readNow(target: Buffer, offsetBytes: number): boolean {
+    checkRange(this.sizeBytes, offsetBytes, target.length, false);
+    const gate = this.inlineReads;
+    if (gate === null) return false;
+    const start = performance.now();
+    if (!gate.allows(target.length, start)) return false;
+    let done = 0;
+    try {
+      while (done < target.length) {
+        const bytes = fs.readSync(this.fd, target, done, target.length - done, offsetBytes + done);
+        if (bytes === 0) { target.fill(0, done); break; }
+        done += bytes;
+      }
+    } catch (error) {
+      throw fromSystemError(error, `read ${this.name} at ${offsetBytes + done}`);
+    }
+    gate.observe(start, performance.now());
+    return true;
   }
 
   /** preadv into `targets` (BlockDevice.readv); past the end of a file reads as zeroes, like read(). */

@@ -66,7 +66,11 @@ export class CoalescingDevice implements BlockDevice {
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
     this.pieces = pieceDeviceOf(inner);
+    // A synchronous read is never batched: it passes straight through.
+    if (inner.readNow) this.readNow = (target, offsetBytes) => inner.readNow!(target, offsetBytes);
   }
+
+  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
 
   read(target: Buffer, offsetBytes: number): Promise<void> {
     if (target.length >= COALESCED_BYTES_MAX) return this.inner.read(target, offsetBytes);

@@ -36,6 +36,8 @@ export interface CrashDeviceOptions {
   readonly latencyTurnsMax?: number;
   readonly readErrorProbability?: number;
   readonly writeErrorProbability?: number;
+  /** Offer readNow, as an inline FileDevice does: the current contents at once (errors injected alike). */
+  readonly synchronousReads?: boolean;
 }
 
 /** How the pending sectors are resolved at a crash (chosen at random unless given). */
@@ -78,7 +80,18 @@ export class CrashDevice implements BlockDevice {
     this.prng = options.prng ?? new Prng(1);
     this.durable = image ? Buffer.from(image) : Buffer.alloc(sizeBytes);
     this.current = Buffer.from(this.durable);
+    if (options.synchronousReads) {
+      this.readNow = (target, offsetBytes) => {
+        checkRange(this.sizeBytes, offsetBytes, target.length, false);
+        this.injectError(this.options.readErrorProbability, 'read', offsetBytes);
+        this.stats.reads++;
+        this.current.copy(target, 0, offsetBytes, offsetBytes + target.length);
+        return true;
+      };
+    }
   }
+
+  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
 
   get isDead(): boolean {
     return this.dead;

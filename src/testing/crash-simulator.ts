@@ -53,6 +53,8 @@ export type RamChoice = 'random' | 'on' | 'off';
 const RAM_SEED_SALT = 0x52414d31;
 /** Salt of the dirty-pace draw's generator ('PACE'). */
 const PACE_SEED_SALT = 0x50414345;
+/** Salt of the draw of a cache device with synchronous reads ('SYNC'); its own generator, like the others. */
+const SYNC_READS_SEED_SALT = 0x53594e43;
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -193,7 +195,9 @@ class CanaryDevice implements BlockDevice {
     this.name = inner.name;
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
+    if (inner.readNow) this.readNow = (target, offsetBytes) => inner.readNow!(target, offsetBytes);
   }
+  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
   read(target: Buffer, offsetBytes: number): Promise<void> { return this.inner.read(target, offsetBytes); }
   write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> { return this.inner.write(source, offsetBytes, flags); }
   flush(): Promise<void> { return this.lyingFlush ? Promise.resolve() : this.inner.flush(); }
@@ -219,6 +223,8 @@ interface Config {
   ramBytes: number;
   /** dirty-pace: 0 cleans at full speed while the simulated clients are busy; undefined = the default pace. */
   dirtyPaceMs?: number;
+  /** The cache device offers readNow (the engine's synchronous SSD-tier hits), as an inline FileDevice does. */
+  synchronousCacheReads: boolean;
 }
 
 function chooseConfig(random: Prng, originMiBMax: number): Config {
@@ -240,6 +246,7 @@ function chooseConfig(random: Prng, originMiBMax: number): Config {
     latencyTurnsMax: random.below(4) * 4,
     concurrencyMax: 1 + random.below(8),
     ramBytes: 0,
+    synchronousCacheReads: false,
   };
 }
 
@@ -286,6 +293,7 @@ export class CrashSimulation {
     const ram = options.canary !== undefined && RAM_CANARIES.includes(options.canary) ? 'on' : options.ram ?? 'random';
     this.config.ramBytes = chooseRamBytes(options.seed, this.config, ram);
     this.config.dirtyPaceMs = chooseDirtyPace(options.seed);
+    this.config.synchronousCacheReads = new Prng((options.seed ^ SYNC_READS_SEED_SALT) >>> 0).chance(0.5);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
     this.log = options.log ?? (() => {});
   }
@@ -294,7 +302,7 @@ export class CrashSimulation {
     const c = this.config;
     return `mode=${c.mode} block=${c.blockBytes / 1024}K origin=${c.originBytes / MiB}MiB cacheBlocks=${c.cacheBlocks} assoc=${c.assoc} `
       + `policy=${c.policy} dirtyThreshold=${c.dirtyThresholdPercent ?? 'default'} writebackInflight=${c.writebackInflightMax ?? 'default'} `
-      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} `
+      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} syncCacheReads=${c.synchronousCacheReads} `
       + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes}${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
   }
 
@@ -337,7 +345,7 @@ export class CrashSimulation {
     const c = this.config;
     this.origin = new CrashDevice(c.originBytes, this.deviceOptions('sim-origin'), initialImage(c.originBytes));
     const cacheBytes = dataOffsetFor(c.cacheBlocks, c.blockBytes) + c.cacheBlocks * c.blockBytes;
-    this.cache = new CrashDevice(cacheBytes, this.deviceOptions('sim-cache'));
+    this.cache = new CrashDevice(cacheBytes, { ...this.deviceOptions('sim-cache'), synchronousReads: c.synchronousCacheReads });
     await createCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'), originLocation: LOCATION,
       mode: c.mode, blockBytes: c.blockBytes, assoc: c.assoc, policy: c.policy });
     await this.open('create');

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The server's own CPU per request at a fixed request rate (issue 7): throughput on this
+# 2-core VM swings by ±30% from run to run with the load fio and the peer put on the same
+# cores, while the CPU the server spends per request moves much less; an A/B of a hot-path
+# change compares this figure between two builds.
+#
+# usage: bash bench/server-cpu.sh [TREE] [randread|randwrite] [IOPS] [SECONDS]
+#   TREE: a built checkout (default: this one). Serves a 256 MiB origin through a 540 MiB
+#   cache (--ram-cache 0, no background writeback), reads it once with 1 MiB requests so
+#   every block is cached, then runs 4 KiB requests at depth 32 capped at IOPS (default
+#   25000) for SECONDS (default 5) and prints the server process's user + system CPU
+#   (all its threads, from /proc) per request.
+set -euo pipefail
+tree=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+rw=${2:-randread}
+iops=${3:-25000}
+seconds=${4:-5}
+case "$rw" in randread|randwrite) ;; *) echo "server-cpu: pattern must be randread or randwrite, not '$rw'" >&2; exit 2 ;; esac
+export PATH=/usr/bin:$PATH
+command -v fio >/dev/null || { echo "server-cpu: fio is missing (bash scripts/setup.sh test installs it)" >&2; exit 1; }
+work=$(mktemp -d /tmp/blockcache-server-cpu-XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+head -c $((256 << 20)) /dev/zero | tr '\0' 'x' > "$work/origin.img"
+truncate -s 540M "$work/cache.img"
+node "$tree/dist/src/cli/main.js" create --cache "$work/cache.img" --origin "$work/origin.img" --mode writeback >/dev/null
+node "$tree/dist/src/cli/main.js" serve --cache "$work/cache.img" --socket "$work/s.sock" --control "$work/c.sock" \
+  --ram-cache 0 --set dirty-threshold=100 --set dirty-max-age=off > "$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q '^ready ' "$work/serve.log" && break; sleep 0.1; done
+grep -q '^ready ' "$work/serve.log" || { echo "server-cpu: the server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+uri="nbd+unix:///?socket=$work/s.sock"
+fio --name=fill --ioengine=nbd --uri="$uri" --rw=read --bs=1M --iodepth=8 --size=256M >/dev/null 2>&1
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+before=$(ticks)
+terse=$(fio --name=measure --ioengine=nbd --uri="$uri" --rw="$rw" --bs=4k --iodepth=32 --size=256M --time_based \
+  --runtime="$seconds" --rate_iops="$iops" --output-format=terse 2>/dev/null | tail -n 1)
+after=$(ticks)
+# Terse v3: field 6 is KiB read, 47 KiB written.
+if [ "$rw" = randread ]; then kib=$(cut -d';' -f6 <<<"$terse"); else kib=$(cut -d';' -f47 <<<"$terse"); fi
+requests=$((kib / 4))
+hz=$(getconf CLK_TCK)
+awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" -v tree="$tree" -v rw="$rw" \
+  'BEGIN { printf "%s %s: %d requests, server CPU %.2f s, %.1f us per request\n", tree, rw, n, t / hz, 1e6 * t / hz / n }'
