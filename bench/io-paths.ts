@@ -45,7 +45,8 @@ interface ChildResult {
   readonly cpuPercent: number;
 }
 
-function runChild(file: string, seconds: number, which: Case, mode: 'async' | 'sync'): ChildResult {
+/** Runs one case and prints its ChildResult as a JSON line when done. */
+function runChild(file: string, seconds: number, which: Case, mode: 'async' | 'sync'): void {
   const fd = fs.openSync(file, 'r+');
   const blocks = FILE_BYTES / which.blockBytes;
   let sequential = 0;
@@ -55,11 +56,12 @@ function runChild(file: string, seconds: number, which: Case, mode: 'async' | 's
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let done = 0;
-  const finish = (): ChildResult => {
+  const finish = (): void => {
     const elapsedSeconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
     fs.closeSync(fd);
-    return { opsPerSecond: done / elapsedSeconds, cpuPercent: ((cpu.user + cpu.system) / 1e6 / elapsedSeconds) * 100 };
+    const result: ChildResult = { opsPerSecond: done / elapsedSeconds, cpuPercent: ((cpu.user + cpu.system) / 1e6 / elapsedSeconds) * 100 };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
   };
   if (mode === 'sync') {
     const buffer = buffers[0]!;
@@ -70,9 +72,10 @@ function runChild(file: string, seconds: number, which: Case, mode: 'async' | 's
         done++;
       }
     }
-    return finish();
+    finish();
+    return;
   }
-  // Async: `depth` operations in flight, each reissued as it completes; the result is printed at the end.
+  // Async: `depth` operations in flight, each reissued as it completes.
   let stopped = false;
   const issue = (buffer: Buffer): void => {
     if (stopped) return;
@@ -87,9 +90,8 @@ function runChild(file: string, seconds: number, which: Case, mode: 'async' | 's
   for (const buffer of buffers) issue(buffer);
   setTimeout(() => {
     stopped = true;
-    process.stdout.write(`${JSON.stringify(finish())}\n`);
+    finish();
   }, seconds * 1000);
-  return { opsPerSecond: Number.NaN, cpuPercent: Number.NaN };
 }
 
 function writeFile(file: string): void {
@@ -109,8 +111,7 @@ function formatRate(which: Case, result: ChildResult): string {
 function main(): void {
   if (process.argv[2] === '--child') {
     const [file, seconds, index, mode] = process.argv.slice(3);
-    const result = runChild(file!, Number(seconds), CASES[Number(index)]!, mode as 'async' | 'sync');
-    if (mode === 'sync') process.stdout.write(`${JSON.stringify(result)}\n`);
+    runChild(file!, Number(seconds), CASES[Number(index)]!, mode as 'async' | 'sync');
     return;
   }
   const seconds = Number(process.argv[2] ?? 3);

@@ -55,6 +55,8 @@ export class CoalescingDevice implements BlockDevice {
 
   /** The batched-I/O device under this layer, if any (scattered small writes go to it). */
   private readonly pieces: PieceDevice | undefined;
+  /** The inner device's synchronous read, when it has one (never batched). */
+  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
 
   /**
    * `batchReads`: scattered small reads of one turn also go as batched jobs
@@ -69,8 +71,6 @@ export class CoalescingDevice implements BlockDevice {
     // A synchronous read is never batched: it passes straight through.
     if (inner.readNow) this.readNow = (target, offsetBytes) => inner.readNow!(target, offsetBytes);
   }
-
-  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
 
   read(target: Buffer, offsetBytes: number): Promise<void> {
     if (target.length >= COALESCED_BYTES_MAX) return this.inner.read(target, offsetBytes);

@@ -83,9 +83,7 @@ export class CrashDevice implements BlockDevice {
     if (options.synchronousReads) {
       this.readNow = (target, offsetBytes) => {
         checkRange(this.sizeBytes, offsetBytes, target.length, false);
-        this.injectError(this.options.readErrorProbability, 'read', offsetBytes);
-        this.stats.reads++;
-        this.current.copy(target, 0, offsetBytes, offsetBytes + target.length);
+        this.readCurrent(target, offsetBytes);
         return true;
       };
     }
@@ -105,10 +103,15 @@ export class CrashDevice implements BlockDevice {
   async read(target: Buffer, offsetBytes: number): Promise<void> {
     checkRange(this.sizeBytes, offsetBytes, target.length, false);
     await this.latency();
+    this.readCurrent(target, offsetBytes);
+    await this.latency();
+  }
+
+  /** A read taking effect: an injected error, or the current contents. */
+  private readCurrent(target: Buffer, offsetBytes: number): void {
     this.injectError(this.options.readErrorProbability, 'read', offsetBytes);
     this.stats.reads++;
     this.current.copy(target, 0, offsetBytes, offsetBytes + target.length);
-    await this.latency();
   }
 
   async write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
