@@ -12,7 +12,8 @@ import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { TempDir } from '../support/temp-dir.js';
 import { BackgroundProcess, requireTools, runChecked, spawnBackground } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
-import { blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
+import { blockcache, blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
+import { controlRequest } from '../../src/control/control-server.js';
 
 const MiB = 1024 * 1024;
 /** Half of the 16 MiB cache: above a 10% threshold, under the ceiling (55%). */
@@ -66,6 +67,9 @@ test('dirty-pace: cleaning is paced while clients are busy, full speed once idle
       assert.ok(paced >= MiB && paced < 2 * MiB, `paced to ${paced} B/s`);
       const human = (await blockcacheChecked(['status', '--control', control])).stdout;
       assert.match(human, /paced to 1\.00 MiB\/s while clients are busy/);
+      const metrics = (await controlRequest(control, 'GET', '/metrics')).body;
+      const gauge = /^blockcache_writeback_pace_bytes_per_second (\S+)$/m.exec(metrics);
+      assert.ok(gauge && Number(gauge[1]) >= MiB, `/metrics shows the pace: ${gauge?.[1]}`);
       const during = await statusOf(control);
       assert.ok(during.dirtyBlocks! > thresholdBlocks, 'still above the threshold while paced');
 
@@ -75,7 +79,13 @@ test('dirty-pace: cleaning is paced while clients are busy, full speed once idle
       await waitFor('dirty blocks to reach the threshold once clients are idle', async () => (await statusOf(control)).dirtyBlocks! <= thresholdBlocks, 60_000);
       await waitFor('pacing to end', async () => (await statusOf(control)).writebackPaceBytesPerSecond === 0, 20_000);
 
-      // Off: dirty again, a busy client, and cleaning reaches the threshold while it is still busy.
+      // A bad pace is refused, and changes nothing.
+    const refused = await blockcache(['set', '--control', control, 'dirty-pace=5ms']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /dirty-pace: '5ms' is not valid \(expected 0\/off or a duration from 1s to 1h/);
+    assert.equal((await setSettings(control))['dirty-pace'], '1m');
+
+    // Off: dirty again, a busy client, and cleaning reaches the threshold while it is still busy.
       await setSettings(control, 'dirty-threshold=100', 'dirty-pace=off');
       await runChecked('nbdcopy', [dataPath, served.uri], { timeoutMs: 60_000 });
       assert.ok((await statusOf(control)).dirtyBlocks! > 2 * thresholdBlocks);
