@@ -189,7 +189,10 @@ export class CacheEngine implements BlockDevice {
       this.stats.reads++;
       this.stats.bytesRead += target.length;
       const bypass = this.readStreams.observe(offsetBytes, target.length, this.sequentialCutoffBytes);
-      if (target.length > this.blockBytes && await this.readRunOfHits(target, offsetBytes)) return;
+      if (target.length > this.blockBytes) {
+        if (await this.readRunOfHits(target, offsetBytes)) return;
+        if (!bypass && await this.readRunOfMisses(target, offsetBytes)) return;
+      }
       await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
         this.readBlock(originBlock, inner, target.subarray(at, at + length), bypass));
     } finally {
@@ -656,6 +659,87 @@ export class CacheEngine implements BlockDevice {
       return true;
     } finally {
       this.locks.releaseRange(range);
+    }
+  }
+
+  /**
+   * Fast path for a whole-block read none of whose blocks is cached, in RAM or
+   * locked (a cold sequential read): every block is locked and allocated at
+   * once, the origin is read once straight into `target` (the reply), and the
+   * cache is written from it, one device write per run of consecutive slots.
+   * Blocks the policy does not admit are served but not cached. False (nothing
+   * done) when the read does not qualify: the per-block path owns every other
+   * case. An origin error fails the read, as on the per-block path; a cache
+   * write error only drops that run's slots (the read is served from the origin data).
+   */
+  private async readRunOfMisses(target: Buffer, offsetBytes: number): Promise<boolean> {
+    const blockBytes = this.blockBytes;
+    if (this.state !== 'running' || offsetBytes % blockBytes !== 0 || target.length % blockBytes !== 0) return false;
+    const first = offsetBytes / blockBytes;
+    const end = first + target.length / blockBytes;
+    if (end * blockBytes > this.sizeBytes) return false; // a short last block
+    const ram = this.ram;
+    for (let block = first; block < end; block++) {
+      if (this.index.get(block) >= 0 || this.locks.isBusy(block)) return false;
+      if (ram !== null && ram.lookup(block) >= 0) return false;
+    }
+    for (let block = first; block < end; block++) {
+      const wait = this.locks.acquire(block, true);
+      assert(wait === undefined, 'a lock checked free was not granted at once');
+    }
+    const slots = new Int32Array(end - first);
+    try {
+      for (let block = first; block < end; block++) {
+        this.stats.readMisses++;
+        const slot = this.allocate(block);
+        if (slot < 0) this.stats.uncachedReads++;
+        slots[block - first] = slot;
+      }
+      try {
+        await this.originRead(target, offsetBytes);
+      } catch (error) {
+        for (let i = 0; i < end - first; i++) if (slots[i]! >= 0) this.abandon(slots[i]!);
+        throw error;
+      }
+      await this.fillRunsFrom(target, first, end, slots);
+      return true;
+    } finally {
+      for (let block = first; block < end; block++) this.locks.release(block, true);
+    }
+  }
+
+  /**
+   * Writes the blocks [first, end) of `data` (whole blocks, read from the origin)
+   * to their reserved slots `slots[i]` (-1: not cached), one cache write per run
+   * of consecutive slots, then completes each written slot as clean and abandons
+   * those of a failed write. Caller holds every block's exclusive lock.
+   */
+  private async fillRunsFrom(data: Buffer, first: number, end: number, slots: Int32Array): Promise<void> {
+    const blockBytes = this.blockBytes;
+    const writes: Promise<boolean>[] = [];
+    const runStarts: number[] = [];
+    for (let i = 0; i < end - first;) {
+      const slot = slots[i]!;
+      if (slot < 0) { i++; continue; }
+      let runEnd = i + 1;
+      while (runEnd < end - first && slots[runEnd] === slot + (runEnd - i)) runEnd++;
+      runStarts.push(i, runEnd);
+      writes.push(this.cacheWrite(data.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)).then(() => true, () => false));
+      i = runEnd;
+    }
+    const written = await Promise.all(writes);
+    for (let run = 0; run < written.length; run++) {
+      const start = runStarts[2 * run]!;
+      const stop = runStarts[2 * run + 1]!;
+      for (let i = start; i < stop; i++) {
+        const block = data.subarray(i * blockBytes, (i + 1) * blockBytes);
+        if (!written[run]) {
+          this.abandon(slots[i]!);
+          continue;
+        }
+        this.keepInRam(first + i, 0, block);
+        this.complete(slots[i]!, false, crc32c(block), READ_ACCESS);
+      }
     }
   }
 

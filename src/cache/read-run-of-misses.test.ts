@@ -1,0 +1,193 @@
+// The engine's cold-run read (readRunOfMisses): a read of whole blocks none of
+// which is cached is served exactly, and leaves every block a clean, valid
+// copy with its checksum; an origin error fails the read and leaves no slot
+// reserved; a cache write error serves the read anyway and caches nothing of
+// that run; a write that arrives while the run reads the origin waits for it
+// and is what every later read sees; a run with a cached block or a dirty RAM
+// page takes the per-block path and is served exactly too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BlockDevice, WriteFlags } from '../devices/block-device.js';
+import { MemoryDevice } from '../devices/memory-device.js';
+import { BlockcacheError } from '../stdx/errors.js';
+import { crc32c } from '../stdx/checksum.js';
+import { createCache, openCache } from './open-cache.js';
+import { DIRTY, HAS_CRC, RESERVED, VALID } from './slot-table.js';
+import { CacheEngine } from './engine.js';
+
+const BLOCK = 4096;
+const LOCATION = { name: 'read-run-of-misses-origin', deviceId: 13, inode: 13 };
+const ORIGIN_BYTES = 4 * 1024 * 1024;
+
+/** A memory device whose reads or writes can fail, and whose reads can be held until released. */
+class Faulty implements BlockDevice {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly capabilities;
+  failReads = false;
+  failWrites = false;
+  reads = 0;
+  private held: (() => void)[] | null = null;
+  constructor(private readonly inner: MemoryDevice) {
+    this.name = inner.name;
+    this.sizeBytes = inner.sizeBytes;
+    this.capabilities = inner.capabilities;
+  }
+  /** From now on reads wait until `release()`. */
+  hold(): void { this.held = []; }
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const go of held) go();
+  }
+  async read(target: Buffer, offsetBytes: number): Promise<void> {
+    this.reads++;
+    if (this.held !== null) await new Promise<void>((go) => this.held!.push(go));
+    if (this.failReads) throw new BlockcacheError('EIO', 'injected read error');
+    return this.inner.read(target, offsetBytes);
+  }
+  async write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
+    if (this.failWrites) throw new BlockcacheError('EIO', 'injected write error');
+    return this.inner.write(source, offsetBytes, flags);
+  }
+  flush(): Promise<void> { return this.inner.flush(); }
+  trim(offsetBytes: number, lengthBytes: number, flags?: WriteFlags): Promise<void> { return this.inner.trim(offsetBytes, lengthBytes, flags); }
+  writeZeroes(offsetBytes: number, lengthBytes: number): Promise<void> { return this.inner.writeZeroes(offsetBytes, lengthBytes); }
+  close(): Promise<void> { return this.inner.close(); }
+}
+
+/** Slots reserved for a fill that has not completed. */
+function reservedSlots(engine: CacheEngine): number {
+  return engine.table.state.filter((state) => (state & RESERVED) !== 0).length;
+}
+
+function originImage(): Buffer {
+  const image = Buffer.alloc(ORIGIN_BYTES);
+  for (let at = 0; at < ORIGIN_BYTES; at += 4) image.writeUInt32LE((at * 2654435761) >>> 0, at);
+  return image;
+}
+
+async function setUp(options: { ramBytes?: number } = {}) {
+  const image = originImage();
+  const originMemory = new MemoryDevice(ORIGIN_BYTES);
+  await originMemory.write(image, 0);
+  const origin = new Faulty(originMemory);
+  const cache = new Faulty(new MemoryDevice(4 * 1024 * 1024));
+  await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
+  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes ?? 0, commitIntervalMs: 0 });
+  return { engine, image, origin, cache };
+}
+
+/** The blocks [first, end) are clean valid copies whose recorded checksum is that of the origin's data. */
+function assertCachedClean(engine: CacheEngine, image: Buffer, first: number, end: number): void {
+  for (let block = first; block < end; block++) {
+    const slot = engine.index.get(block);
+    assert.ok(slot >= 0, `block ${block} is cached`);
+    assert.ok(engine.table.has(slot, VALID) && engine.table.has(slot, HAS_CRC) && !engine.table.has(slot, DIRTY), `block ${block} is clean and valid`);
+    assert.equal(engine.table.crcOf(slot), crc32c(image.subarray(block * BLOCK, (block + 1) * BLOCK)));
+  }
+}
+
+test('a cold run of whole blocks is served exactly, in one origin read, and cached clean', async () => {
+  const { engine, image, origin } = await setUp();
+  try {
+    const target = Buffer.alloc(16 * BLOCK);
+    const readsBefore = origin.reads;
+    await engine.read(target, 32 * BLOCK);
+    assert.deepEqual(target, image.subarray(32 * BLOCK, 48 * BLOCK));
+    assert.equal(origin.reads, readsBefore + 1, 'one origin read for the run');
+    assert.equal(engine.stats.readMisses, 16);
+    assertCachedClean(engine, image, 32, 48);
+    // A second read is served by the cache.
+    target.fill(0);
+    await engine.read(target, 32 * BLOCK);
+    assert.deepEqual(target, image.subarray(32 * BLOCK, 48 * BLOCK));
+    assert.equal(origin.reads, readsBefore + 1);
+    assert.equal(engine.stats.readHits, 16);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('an origin error fails the read and leaves no slot reserved; the next read fills the blocks', async () => {
+  const { engine, image, origin } = await setUp();
+  try {
+    origin.failReads = true;
+    await assert.rejects(engine.read(Buffer.alloc(8 * BLOCK), 8 * BLOCK), /injected read error/);
+    assert.equal(reservedSlots(engine), 0, 'every reserved slot given back');
+    assert.equal(engine.table.validCount, 0);
+    for (let block = 8; block < 16; block++) assert.equal(engine.index.get(block), -1);
+    assert.equal(engine.locks.lockedBlocks, 0);
+    origin.failReads = false;
+    const target = Buffer.alloc(8 * BLOCK);
+    await engine.read(target, 8 * BLOCK);
+    assert.deepEqual(target, image.subarray(8 * BLOCK, 16 * BLOCK));
+    assertCachedClean(engine, image, 8, 16);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a cache write error still serves the read, and caches nothing of the run', async () => {
+  const { engine, image, cache } = await setUp();
+  try {
+    cache.failWrites = true;
+    const target = Buffer.alloc(8 * BLOCK);
+    await engine.read(target, 64 * BLOCK);
+    cache.failWrites = false;
+    assert.deepEqual(target, image.subarray(64 * BLOCK, 72 * BLOCK));
+    for (let block = 64; block < 72; block++) assert.equal(engine.index.get(block), -1);
+    assert.equal(reservedSlots(engine), 0);
+    assert.equal(engine.table.validCount, 0);
+    assert.ok(engine.stats.cacheWriteErrors > 0);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a write that arrives while the run reads the origin waits for it, and is what later reads see', async () => {
+  const { engine, image, origin } = await setUp();
+  try {
+    origin.hold();
+    const target = Buffer.alloc(8 * BLOCK);
+    const reading = engine.read(target, 16 * BLOCK);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(engine.locks.isBusy(19), true, 'the run holds its blocks while the origin is read');
+    const data = Buffer.alloc(BLOCK, 0x5a);
+    let written = false;
+    const writing = engine.write(data, 19 * BLOCK).then(() => { written = true; });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(written, false, 'the write waits for the run');
+    origin.release();
+    await Promise.all([reading, writing]);
+    assert.deepEqual(target, image.subarray(16 * BLOCK, 24 * BLOCK), 'the read started first: the origin data');
+    const after = Buffer.alloc(8 * BLOCK);
+    await engine.read(after, 16 * BLOCK);
+    const expected = Buffer.from(image.subarray(16 * BLOCK, 24 * BLOCK));
+    data.copy(expected, 3 * BLOCK);
+    assert.deepEqual(after, expected);
+    assert.ok(engine.table.has(engine.index.get(19), DIRTY));
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a run with a cached block, or a block newer in RAM, is served exactly by the per-block path', async () => {
+  const { engine, image } = await setUp({ ramBytes: 64 * BLOCK });
+  try {
+    await engine.read(Buffer.alloc(BLOCK), 42 * BLOCK); // one block of the first run is cached
+    const target = Buffer.alloc(8 * BLOCK);
+    await engine.read(target, 40 * BLOCK);
+    assert.deepEqual(target, image.subarray(40 * BLOCK, 48 * BLOCK));
+
+    const data = Buffer.alloc(BLOCK, 0xa5);
+    await engine.write(data, 53 * BLOCK); // a dirty RAM page (writeback completes into RAM)
+    assert.equal(engine.index.get(53), -1, 'the write is in RAM only');
+    await engine.read(target, 48 * BLOCK);
+    const expected = Buffer.from(image.subarray(48 * BLOCK, 56 * BLOCK));
+    data.copy(expected, 5 * BLOCK);
+    assert.deepEqual(target, expected);
+  } finally {
+    await engine.close();
+  }
+});
