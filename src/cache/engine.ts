@@ -368,8 +368,10 @@ export class CacheEngine implements BlockDevice {
       this.stats.bytesWritten += source.length;
       const bypass = this.writeStreams.observe(offsetBytes, source.length, this.sequentialCutoffBytes);
       const fua = flags?.fua === true;
-      await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
-        this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass, fua));
+      if (bypass || !await this.writeRunOfMisses(source, offsetBytes)) {
+        await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
+          this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass, fua));
+      }
       if (fua) await this.commit();
     } finally {
       this.leave();
@@ -663,32 +665,49 @@ export class CacheEngine implements BlockDevice {
   }
 
   /**
-   * Fast path for a whole-block read none of whose blocks is cached, in RAM or
-   * locked (a cold sequential read): every block is locked and allocated at
-   * once, the origin is read once straight into `target` (the reply), and the
-   * cache is written from it, one device write per run of consecutive slots.
-   * Blocks the policy does not admit are served but not cached. False (nothing
-   * done) when the read does not qualify: the per-block path owns every other
-   * case. An origin error fails the read, as on the per-block path; a cache
-   * write error only drops that run's slots (the read is served from the origin data).
+   * The blocks [first, end) of a whole-block request at `offsetBytes` of
+   * `lengthBytes` when it may take a cold-run path: the cache runs, the request
+   * covers several whole blocks (not the short last block) and none of them is
+   * cached, reserved, in RAM or locked. Then every block's exclusive lock is
+   * taken (granted at once) and the run returned; otherwise null, nothing taken.
    */
-  private async readRunOfMisses(target: Buffer, offsetBytes: number): Promise<boolean> {
+  private lockColdRun(offsetBytes: number, lengthBytes: number): { first: number; end: number } | null {
     const blockBytes = this.blockBytes;
-    if (this.state !== 'running' || offsetBytes % blockBytes !== 0 || target.length % blockBytes !== 0) return false;
+    if (this.state !== 'running' || lengthBytes <= blockBytes || offsetBytes % blockBytes !== 0 || lengthBytes % blockBytes !== 0) return null;
     const first = offsetBytes / blockBytes;
-    const end = first + target.length / blockBytes;
-    if (end * blockBytes > this.sizeBytes) return false; // a short last block
+    const end = first + lengthBytes / blockBytes;
+    if (end * blockBytes > this.sizeBytes) return null; // a short last block
     const ram = this.ram;
     for (let block = first; block < end; block++) {
-      if (this.index.get(block) >= 0 || this.locks.isBusy(block)) return false;
-      if (ram !== null && ram.lookup(block) >= 0) return false;
+      if (this.index.get(block) >= 0 || this.locks.isBusy(block)) return null;
+      if (ram !== null && ram.lookup(block) >= 0) return null;
     }
     for (let block = first; block < end; block++) {
       const wait = this.locks.acquire(block, true);
       assert(wait === undefined, 'a lock checked free was not granted at once');
     }
-    const slots = new Int32Array(end - first);
+    return { first, end };
+  }
+
+  private unlockRun(first: number, end: number): void {
+    for (let block = first; block < end; block++) this.locks.release(block, true);
+  }
+
+  /**
+   * Fast path for a cold sequential read (lockColdRun): every block is allocated
+   * at once, the origin is read once straight into `target` (the reply), and the
+   * cache is written from it (writeSlotRuns). Blocks the policy does not admit
+   * are served but not cached. False (nothing done) when the read does not
+   * qualify: the per-block path owns every other case. An origin error fails the
+   * read, as on the per-block path; a cache write error only drops that run's
+   * slots (the read is served from the origin data).
+   */
+  private async readRunOfMisses(target: Buffer, offsetBytes: number): Promise<boolean> {
+    const run = this.lockColdRun(offsetBytes, target.length);
+    if (run === null) return false;
+    const { first, end } = run;
     try {
+      const slots = new Int32Array(end - first);
       for (let block = first; block < end; block++) {
         this.stats.readMisses++;
         const slot = this.allocate(block);
@@ -698,49 +717,91 @@ export class CacheEngine implements BlockDevice {
       try {
         await this.originRead(target, offsetBytes);
       } catch (error) {
-        for (let i = 0; i < end - first; i++) if (slots[i]! >= 0) this.abandon(slots[i]!);
+        for (const slot of slots) if (slot >= 0) this.abandon(slot);
         throw error;
       }
-      await this.fillRunsFrom(target, first, end, slots);
+      await this.writeSlotRuns(target, first, slots, false);
       return true;
     } finally {
-      for (let block = first; block < end; block++) this.locks.release(block, true);
+      this.unlockRun(first, end);
     }
   }
 
   /**
-   * Writes the blocks [first, end) of `data` (whole blocks, read from the origin)
-   * to their reserved slots `slots[i]` (-1: not cached), one cache write per run
-   * of consecutive slots, then completes each written slot as clean and abandons
-   * those of a failed write. Caller holds every block's exclusive lock.
+   * Fast path for a cold sequential write in writeback mode (lockColdRun): every
+   * block gets a slot at once and the cache is written from `source`
+   * (writeSlotRuns); the blocks become dirty. With the RAM tier on, such a write
+   * goes to the SSD tier, not into RAM (a stream would only churn the tier).
+   * False (nothing done) when the write does not qualify or a block finds no
+   * slot: the per-block path owns those. A cache write error fails the write
+   * (as on the per-block path), its run's slots given back.
    */
-  private async fillRunsFrom(data: Buffer, first: number, end: number, slots: Int32Array): Promise<void> {
+  private async writeRunOfMisses(source: Buffer, offsetBytes: number): Promise<boolean> {
+    if (this.mode !== 'writeback') return false;
+    const run = this.lockColdRun(offsetBytes, source.length);
+    if (run === null) return false;
+    const { first, end } = run;
+    try {
+      const slots = new Int32Array(end - first);
+      for (let block = first; block < end; block++) {
+        const slot = this.allocate(block);
+        if (slot < 0) {
+          for (let i = 0; i < block - first; i++) this.abandon(slots[i]!);
+          return false;
+        }
+        slots[block - first] = slot;
+      }
+      this.stats.writeMisses += end - first;
+      const error = await this.writeSlotRuns(source, first, slots, true);
+      if (error !== undefined) throw error;
+      return true;
+    } finally {
+      this.unlockRun(first, end);
+    }
+  }
+
+  /**
+   * Writes the whole blocks of `data` (block i for origin block first + i) to
+   * their reserved slots `slots[i]` (-1: not cached), one cache write per run of
+   * consecutive slots, then completes each written slot (dirty, or clean with
+   * its checksum and kept in RAM) and gives back the slots of a failed write.
+   * Returns the first write error, if any. Caller holds every block's exclusive lock.
+   */
+  private async writeSlotRuns(data: Buffer, first: number, slots: Int32Array, dirty: boolean): Promise<unknown> {
     const blockBytes = this.blockBytes;
-    const writes: Promise<boolean>[] = [];
-    const runStarts: number[] = [];
-    for (let i = 0; i < end - first;) {
+    const count = slots.length;
+    const writes: Promise<void>[] = [];
+    const runs: number[] = []; // start, end of each write's blocks
+    for (let i = 0; i < count;) {
       const slot = slots[i]!;
-      if (slot < 0) { i++; continue; }
       let runEnd = i + 1;
-      while (runEnd < end - first && slots[runEnd] === slot + (runEnd - i)) runEnd++;
-      runStarts.push(i, runEnd);
-      writes.push(this.cacheWrite(data.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)).then(() => true, () => false));
+      if (slot >= 0) {
+        while (runEnd < count && slots[runEnd] === slot + (runEnd - i)) runEnd++;
+        runs.push(i, runEnd);
+        writes.push(this.cacheWrite(data.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)));
+      }
       i = runEnd;
     }
-    const written = await Promise.all(writes);
-    for (let run = 0; run < written.length; run++) {
-      const start = runStarts[2 * run]!;
-      const stop = runStarts[2 * run + 1]!;
-      for (let i = start; i < stop; i++) {
-        const block = data.subarray(i * blockBytes, (i + 1) * blockBytes);
-        if (!written[run]) {
+    const results = await Promise.allSettled(writes);
+    let failure: unknown;
+    for (let w = 0; w < results.length; w++) {
+      const result = results[w]!;
+      for (let i = runs[2 * w]!; i < runs[2 * w + 1]!; i++) {
+        if (result.status === 'rejected') {
           this.abandon(slots[i]!);
           continue;
         }
+        if (dirty) {
+          this.complete(slots[i]!, true, 0, WRITE_ACCESS);
+          continue;
+        }
+        const block = data.subarray(i * blockBytes, (i + 1) * blockBytes);
         this.keepInRam(first + i, 0, block);
         this.complete(slots[i]!, false, crc32c(block), READ_ACCESS);
       }
+      if (result.status === 'rejected') failure ??= result.reason;
     }
+    return failure;
   }
 
   private async readBlock(originBlock: number, inner: number, target: Buffer, bypass = false): Promise<void> {

@@ -1,10 +1,16 @@
-// The engine's cold-run read (readRunOfMisses): a read of whole blocks none of
-// which is cached is served exactly, and leaves every block a clean, valid
-// copy with its checksum; an origin error fails the read and leaves no slot
+// The engine's cold runs (lockColdRun): requests of several whole blocks none of
+// which is cached, in RAM or locked.
+// Reads (readRunOfMisses): served exactly, every block left a clean, valid copy
+// with its checksum; an origin error fails the read and leaves no slot
 // reserved; a cache write error serves the read anyway and caches nothing of
 // that run; a write that arrives while the run reads the origin waits for it
 // and is what every later read sees; a run with a cached block or a dirty RAM
 // page takes the per-block path and is served exactly too.
+// Writes in writeback (writeRunOfMisses): every block becomes a dirty copy,
+// read back exactly and written to the origin by a flush of the cleaner; a
+// cache write error fails the write and leaves no slot reserved; with the RAM
+// tier on the run goes to the SSD tier; with no room for every block the write
+// takes the per-block path, and nothing is lost either way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockDevice, WriteFlags } from '../devices/block-device.js';
@@ -16,7 +22,7 @@ import { DIRTY, HAS_CRC, RESERVED, VALID } from './slot-table.js';
 import { CacheEngine } from './engine.js';
 
 const BLOCK = 4096;
-const LOCATION = { name: 'read-run-of-misses-origin', deviceId: 13, inode: 13 };
+const LOCATION = { name: 'cold-runs-origin', deviceId: 13, inode: 13 };
 const ORIGIN_BYTES = 4 * 1024 * 1024;
 
 /** A memory device whose reads or writes can fail, and whose reads can be held until released. */
@@ -67,12 +73,12 @@ function originImage(): Buffer {
   return image;
 }
 
-async function setUp(options: { ramBytes?: number } = {}) {
+async function setUp(options: { ramBytes?: number; cacheBytes?: number } = {}) {
   const image = originImage();
   const originMemory = new MemoryDevice(ORIGIN_BYTES);
   await originMemory.write(image, 0);
   const origin = new Faulty(originMemory);
-  const cache = new Faulty(new MemoryDevice(4 * 1024 * 1024));
+  const cache = new Faulty(new MemoryDevice(options.cacheBytes ?? 4 * 1024 * 1024));
   await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
   const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes ?? 0, commitIntervalMs: 0 });
   return { engine, image, origin, cache };
@@ -187,6 +193,93 @@ test('a run with a cached block, or a block newer in RAM, is served exactly by t
     const expected = Buffer.from(image.subarray(48 * BLOCK, 56 * BLOCK));
     data.copy(expected, 5 * BLOCK);
     assert.deepEqual(target, expected);
+  } finally {
+    await engine.close();
+  }
+});
+
+/** A block of `value`s, distinct per block. */
+function pattern(blocks: number, seed: number): Buffer {
+  const data = Buffer.alloc(blocks * BLOCK);
+  for (let at = 0; at < data.length; at += 4) data.writeUInt32LE((at * 40503 + seed * 2654435761) >>> 0, at);
+  return data;
+}
+
+async function assertReadsBack(engine: CacheEngine, expected: Buffer, offsetBytes: number): Promise<void> {
+  const target = Buffer.alloc(expected.length);
+  await engine.read(target, offsetBytes);
+  assert.deepEqual(target, expected);
+}
+
+test('a cold run written in writeback becomes dirty copies, reads back exactly, and reaches the origin on writeback', async () => {
+  const { engine, origin } = await setUp();
+  try {
+    const data = pattern(16, 1);
+    await engine.write(data, 96 * BLOCK);
+    assert.equal(engine.stats.writeMisses, 16);
+    for (let block = 96; block < 112; block++) {
+      const slot = engine.index.get(block);
+      assert.ok(slot >= 0 && engine.table.has(slot, VALID) && engine.table.has(slot, DIRTY), `block ${block} is a dirty copy`);
+    }
+    await assertReadsBack(engine, data, 96 * BLOCK);
+    await engine.writebackAll();
+    await engine.flush();
+    const onOrigin = Buffer.alloc(data.length);
+    await origin.read(onOrigin, 96 * BLOCK);
+    assert.deepEqual(onOrigin, data);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a cache write error fails a cold-run write and leaves no slot reserved; a retry succeeds', async () => {
+  const { engine, cache } = await setUp();
+  try {
+    const data = pattern(8, 2);
+    cache.failWrites = true;
+    await assert.rejects(engine.write(data, 128 * BLOCK), /injected write error/);
+    cache.failWrites = false;
+    assert.equal(reservedSlots(engine), 0);
+    assert.equal(engine.table.validCount, 0);
+    assert.equal(engine.locks.lockedBlocks, 0);
+    await engine.write(data, 128 * BLOCK);
+    await assertReadsBack(engine, data, 128 * BLOCK);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('with the RAM tier on, a cold run goes to the SSD tier; a one-block write still completes into RAM', async () => {
+  const { engine } = await setUp({ ramBytes: 64 * BLOCK });
+  try {
+    const data = pattern(8, 3);
+    await engine.write(data, 160 * BLOCK);
+    for (let block = 160; block < 168; block++) assert.ok(engine.index.get(block) >= 0, `block ${block} is on the SSD tier`);
+    assert.equal(engine.ramStats.writeAbsorbs, 0);
+    await assertReadsBack(engine, data, 160 * BLOCK);
+    await engine.write(pattern(1, 4), 170 * BLOCK);
+    assert.equal(engine.ramStats.writeAbsorbs, 1);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a cold-run write with no room for every block takes the per-block path and loses nothing', async () => {
+  // A cache of one set: after 512 dirty blocks, no slot is evictable.
+  const { engine, origin } = await setUp({ cacheBytes: 3 * 1024 * 1024 });
+  try {
+    const sets = engine.mapping.sets;
+    const slots = engine.mapping.cacheBlocks;
+    assert.ok(slots < 1024, `a small cache (${slots} blocks, ${sets} sets)`);
+    const data = pattern(1024, 5);
+    await engine.write(data, 0);
+    await assertReadsBack(engine, data, 0);
+    assert.ok(engine.stats.uncachedWrites > 0, 'some blocks went to the origin');
+    await engine.writebackAll();
+    await engine.flush();
+    const onOrigin = Buffer.alloc(data.length);
+    await origin.read(onOrigin, 0);
+    assert.deepEqual(onOrigin, data);
   } finally {
     await engine.close();
   }
