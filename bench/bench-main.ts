@@ -1,11 +1,11 @@
 // npm run bench: blockcache against its peers, in one run, on this machine.
 //
-//   bash bench/run.sh [--only hot,ram,slow,open] [--runtime S] [--ramp S] [--warmup S]
+//   bash bench/run.sh [--only hot,ram,cold,slow,open] [--runtime S] [--ramp S] [--warmup S]
 //                     [--no-record] [--keep] [--cpu-prof DIR] [--pattern TEXT]
 //
 // Scenarios (see bench/scenarios/*): hot (everything cached on the SSD tier,
-// peer nbdkit file), ram (the working set in the RAM tier, same peer),
-// slow (a 2 ms, one-at-a-time origin, peer nbdkit's cache filter), open (a
+// peer nbdkit file), ram (the working set in the RAM tier, same peer), cold
+// (1 MiB sequential reads and writes through an empty cache, same peer), slow (a 2 ms, one-at-a-time origin, peer nbdkit's cache filter), open (a
 // one-million-block cache: time to ready, memory per block). Prints a table per
 // scenario and rewrites that scenario's section of bench/RESULTS.md.
 // Benchmarks are never timed tests: nothing here fails when a target is missed.
@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchContext, ScenarioResult } from './scenarios/context.js';
 import { hotPath, ramPath } from './scenarios/hot-path.js';
+import { coldPath } from './scenarios/cold-path.js';
 import { openCache } from './scenarios/open-cache.js';
 import { slowOrigin } from './scenarios/slow-origin.js';
 import { machineHeader, writeResults } from './support/report.js';
@@ -22,6 +23,7 @@ import { createWorkspace } from './support/workspace.js';
 const SCENARIOS: Record<string, (context: BenchContext) => Promise<ScenarioResult>> = {
   hot: hotPath,
   ram: ramPath,
+  cold: coldPath,
   slow: slowOrigin,
   open: openCache,
 };
@@ -36,7 +38,7 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--only hot,ram,slow,open] [--runtime S (10)] [--ramp S (2)] [--warmup S (20)] [--no-record] [--keep] [--cpu-prof DIR] [--pattern LABEL-SUBSTRING] [--repeat N (1): hot-path rounds per pattern, medians reported]\n');
+    process.stdout.write('usage: npm run bench -- [--only hot,ram,cold,slow,open] [--runtime S (10)] [--ramp S (2)] [--warmup S (20)] [--no-record] [--keep] [--cpu-prof DIR] [--pattern LABEL-SUBSTRING] [--repeat N (1): hot-path rounds per pattern, medians reported]\n');
     return 0;
   }
   const names = values.only !== undefined ? values.only.split(',').map((name) => name.trim()) : Object.keys(SCENARIOS);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm run bench [-- --only hot,slow,open] [--runtime SECONDS] [--no-record]
+# npm run bench [-- --only hot,ram,cold,slow,open] [--runtime SECONDS] [--no-record]
 #
 # Builds blockcache if any TypeScript source is newer than the compiled bench,
 # checks for fio and nbdkit, and runs every scenario against blockcache and its

@@ -5,7 +5,8 @@
 // reserved; a cache write error serves the read anyway and caches nothing of
 // that run; a write that arrives while the run reads the origin waits for it
 // and is what every later read sees; a run with a cached block or a dirty RAM
-// page takes the per-block path and is served exactly too.
+// page takes the per-block path and is served exactly too; with the RAM tier on
+// the run is not kept in RAM, and a second read (SSD-tier hits) puts it there.
 // Writes in writeback (writeRunOfMisses): every block becomes a dirty copy,
 // read back exactly and written to the origin by a flush of the cleaner; a
 // cache write error fails the write and leaves no slot reserved; with the RAM
@@ -244,6 +245,20 @@ test('a cache write error fails a cold-run write and leaves no slot reserved; a 
     assert.equal(engine.locks.lockedBlocks, 0);
     await engine.write(data, 128 * BLOCK);
     await assertReadsBack(engine, data, 128 * BLOCK);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('with the RAM tier on, a cold run read stays out of RAM until it is read again', async () => {
+  const { engine, image } = await setUp({ ramBytes: 64 * BLOCK });
+  try {
+    const target = Buffer.alloc(8 * BLOCK);
+    await engine.read(target, 200 * BLOCK);
+    for (let block = 200; block < 208; block++) assert.equal(engine.ram!.lookup(block), -1, `block ${block} is not in RAM`);
+    await engine.read(target, 200 * BLOCK); // hits on the SSD tier
+    assert.deepEqual(target, image.subarray(200 * BLOCK, 208 * BLOCK));
+    for (let block = 200; block < 208; block++) assert.ok(engine.ram!.lookup(block) >= 0, `block ${block} is in RAM`);
   } finally {
     await engine.close();
   }

@@ -795,9 +795,7 @@ export class CacheEngine implements BlockDevice {
           this.complete(slots[i]!, true, 0, WRITE_ACCESS);
           continue;
         }
-        const block = data.subarray(i * blockBytes, (i + 1) * blockBytes);
-        this.keepInRam(first + i, 0, block);
-        this.complete(slots[i]!, false, crc32c(block), READ_ACCESS);
+        this.complete(slots[i]!, false, crc32c(data.subarray(i * blockBytes, (i + 1) * blockBytes)), READ_ACCESS);
       }
       if (result.status === 'rejected') failure ??= result.reason;
     }
