@@ -12,6 +12,8 @@
 // cache write error fails the write and leaves no slot reserved; with the RAM
 // tier on the run goes to the SSD tier; with no room for every block the write
 // takes the per-block path, and nothing is lost either way.
+// Both take their locks before returning, so overlapping requests issued back
+// to back are applied in the order they arrived (as the per-block path does).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockDevice, WriteFlags } from '../devices/block-device.js';
@@ -295,6 +297,35 @@ test('a cold-run write with no room for every block takes the per-block path and
     const onOrigin = Buffer.alloc(data.length);
     await origin.read(onOrigin, 0);
     assert.deepEqual(onOrigin, data);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('cold runs keep the arrival order of overlapping requests issued back to back', async () => {
+  const { engine, image } = await setUp();
+  try {
+    // A cold-run write, then zeroes over it: the zeroes win.
+    const written = engine.write(pattern(8, 6), 240 * BLOCK);
+    const zeroed = engine.writeZeroes(240 * BLOCK, 8 * BLOCK);
+    await Promise.all([written, zeroed]);
+    await assertReadsBack(engine, Buffer.alloc(8 * BLOCK), 240 * BLOCK);
+    // A cold-run write, then a read of it: the read sees the write.
+    const fresh = pattern(8, 8);
+    const writingRun = engine.write(fresh, 272 * BLOCK);
+    const readBack = Buffer.alloc(8 * BLOCK);
+    await Promise.all([writingRun, engine.read(readBack, 272 * BLOCK)]);
+    assert.deepEqual(readBack, fresh);
+    // A cold-run read, then a write into it: the read sees the data from before the write.
+    const target = Buffer.alloc(8 * BLOCK);
+    const reading = engine.read(target, 256 * BLOCK);
+    const data = pattern(1, 7);
+    const writing = engine.write(data, 259 * BLOCK);
+    await Promise.all([reading, writing]);
+    assert.deepEqual(target, image.subarray(256 * BLOCK, 264 * BLOCK));
+    const expected = Buffer.from(image.subarray(256 * BLOCK, 264 * BLOCK));
+    data.copy(expected, 3 * BLOCK);
+    await assertReadsBack(engine, expected, 256 * BLOCK);
   } finally {
     await engine.close();
   }

@@ -25,7 +25,7 @@ import { assert } from '../stdx/assert.js';
 import { crc32c } from '../stdx/checksum.js';
 import { BufferPool } from '../stdx/buffer-pool.js';
 import { BlockIndex } from './block-index.js';
-import { BlockLocks } from './block-locks.js';
+import { BlockLocks, SharedRange } from './block-locks.js';
 import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
@@ -190,8 +190,11 @@ export class CacheEngine implements BlockDevice {
       this.stats.bytesRead += target.length;
       const bypass = this.readStreams.observe(offsetBytes, target.length, this.sequentialCutoffBytes);
       if (target.length > this.blockBytes) {
-        if (await this.readRunOfHits(target, offsetBytes)) return;
-        if (!bypass && await this.readRunOfMisses(target, offsetBytes)) return;
+        // Each fast path takes its locks before it returns a promise: requests keep their arrival order.
+        const hits = this.readRunOfHits(target, offsetBytes);
+        if (hits !== null && await hits) return;
+        const cold = hits === null && !bypass ? this.readRunOfMisses(target, offsetBytes) : null;
+        if (cold !== null) return await cold;
       }
       await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
         this.readBlock(originBlock, inner, target.subarray(at, at + length), bypass));
@@ -368,7 +371,9 @@ export class CacheEngine implements BlockDevice {
       this.stats.bytesWritten += source.length;
       const bypass = this.writeStreams.observe(offsetBytes, source.length, this.sequentialCutoffBytes);
       const fua = flags?.fua === true;
-      if (bypass || !await this.writeRunOfMisses(source, offsetBytes)) {
+      const cold = bypass ? null : this.writeRunOfMisses(source, offsetBytes);
+      if (cold !== null) await cold;
+      else {
         await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
           this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass, fua));
       }
@@ -621,26 +626,31 @@ export class CacheEngine implements BlockDevice {
   /**
    * Fast path for a whole-block read whose blocks are all cache hits on the SSD
    * tier, none in RAM and none locked but by other such reads: one shared range lock, one device
-   * read per run of consecutive slots, no promise per block. False (nothing
-   * done, no lock held) when the read does not qualify or a device read fails:
-   * the caller then takes the per-block path, which owns every other case
-   * (misses, RAM copies, waits, partial blocks, read errors).
+   * read per run of consecutive slots, no promise per block. Null (nothing
+   * done, no lock held) when the read does not qualify, a promise of false when
+   * a device read fails: the caller then takes the per-block path, which owns
+   * every other case (misses, RAM copies, waits, partial blocks, read errors).
+   * The range lock is taken before this returns, so requests keep their arrival order.
    */
-  private async readRunOfHits(target: Buffer, offsetBytes: number): Promise<boolean> {
+  private readRunOfHits(target: Buffer, offsetBytes: number): Promise<boolean> | null {
     const blockBytes = this.blockBytes;
-    if (this.state !== 'running' || offsetBytes % blockBytes !== 0 || target.length % blockBytes !== 0) return false;
+    if (this.state !== 'running' || offsetBytes % blockBytes !== 0 || target.length % blockBytes !== 0) return null;
     const first = offsetBytes / blockBytes;
     const end = first + target.length / blockBytes;
-    if (end * blockBytes > this.sizeBytes) return false; // a short last block
+    if (end * blockBytes > this.sizeBytes) return null; // a short last block
     const ram = this.ram;
     for (let block = first; block < end; block++) {
       const slot = this.index.get(block);
-      if (slot < 0 || !this.table.has(slot, VALID)) return false;
-      if (ram !== null && ram.lookup(block) >= 0) return false;
+      if (slot < 0 || !this.table.has(slot, VALID)) return null;
+      if (ram !== null && ram.lookup(block) >= 0) return null;
     }
     // Other shared ranges may overlap; a block with an entry (an exclusive holder or a waiter) may not.
-    if (!this.locks.rangeAvailable(first, end)) return false;
-    const range = this.locks.acquireRange(first, end);
+    if (!this.locks.rangeAvailable(first, end)) return null;
+    return this.readHitRun(target, first, end, this.locks.acquireRange(first, end));
+  }
+
+  private async readHitRun(target: Buffer, first: number, end: number, range: SharedRange): Promise<boolean> {
+    const blockBytes = this.blockBytes;
     try {
       const reads: Promise<void>[] = [];
       for (let block = first; block < end;) {
@@ -697,23 +707,27 @@ export class CacheEngine implements BlockDevice {
    * Fast path for a cold sequential read (lockColdRun): every block is allocated
    * at once, the origin is read once straight into `target` (the reply), and the
    * cache is written from it (writeSlotRuns). Blocks the policy does not admit
-   * are served but not cached. False (nothing done) when the read does not
-   * qualify: the per-block path owns every other case. An origin error fails the
-   * read, as on the per-block path; a cache write error only drops that run's
-   * slots (the read is served from the origin data).
+   * are served but not cached. Null (nothing done) when the read does not
+   * qualify: the per-block path owns every other case. Locks and slots are taken
+   * before this returns, so requests keep their arrival order. An origin error
+   * fails the read, as on the per-block path; a cache write error only drops
+   * that run's slots (the read is served from the origin data).
    */
-  private async readRunOfMisses(target: Buffer, offsetBytes: number): Promise<boolean> {
+  private readRunOfMisses(target: Buffer, offsetBytes: number): Promise<void> | null {
     const run = this.lockColdRun(offsetBytes, target.length);
-    if (run === null) return false;
-    const { first, end } = run;
+    if (run === null) return null;
+    const slots = new Int32Array(run.end - run.first);
+    for (let block = run.first; block < run.end; block++) {
+      this.stats.readMisses++;
+      const slot = this.allocate(block);
+      if (slot < 0) this.stats.uncachedReads++;
+      slots[block - run.first] = slot;
+    }
+    return this.fillColdRun(target, offsetBytes, run.first, slots);
+  }
+
+  private async fillColdRun(target: Buffer, offsetBytes: number, first: number, slots: Int32Array): Promise<void> {
     try {
-      const slots = new Int32Array(end - first);
-      for (let block = first; block < end; block++) {
-        this.stats.readMisses++;
-        const slot = this.allocate(block);
-        if (slot < 0) this.stats.uncachedReads++;
-        slots[block - first] = slot;
-      }
       try {
         await this.originRead(target, offsetBytes);
       } catch (error) {
@@ -721,9 +735,8 @@ export class CacheEngine implements BlockDevice {
         throw error;
       }
       await this.writeSlotRuns(target, first, slots, false);
-      return true;
     } finally {
-      this.unlockRun(first, end);
+      this.unlockRun(first, first + slots.length);
     }
   }
 
@@ -732,31 +745,35 @@ export class CacheEngine implements BlockDevice {
    * block gets a slot at once and the cache is written from `source`
    * (writeSlotRuns); the blocks become dirty. With the RAM tier on, such a write
    * goes to the SSD tier, not into RAM (a stream would only churn the tier).
-   * False (nothing done) when the write does not qualify or a block finds no
-   * slot: the per-block path owns those. A cache write error fails the write
-   * (as on the per-block path), its run's slots given back.
+   * Null (nothing done) when the write does not qualify or a block finds no
+   * slot: the per-block path owns those. Locks and slots are taken before this
+   * returns, so requests keep their arrival order. A cache write error fails the
+   * write (as on the per-block path), its run's slots given back.
    */
-  private async writeRunOfMisses(source: Buffer, offsetBytes: number): Promise<boolean> {
-    if (this.mode !== 'writeback') return false;
+  private writeRunOfMisses(source: Buffer, offsetBytes: number): Promise<void> | null {
+    if (this.mode !== 'writeback') return null;
     const run = this.lockColdRun(offsetBytes, source.length);
-    if (run === null) return false;
-    const { first, end } = run;
-    try {
-      const slots = new Int32Array(end - first);
-      for (let block = first; block < end; block++) {
-        const slot = this.allocate(block);
-        if (slot < 0) {
-          for (let i = 0; i < block - first; i++) this.abandon(slots[i]!);
-          return false;
-        }
-        slots[block - first] = slot;
+    if (run === null) return null;
+    const slots = new Int32Array(run.end - run.first);
+    for (let block = run.first; block < run.end; block++) {
+      const slot = this.allocate(block);
+      if (slot < 0) {
+        for (let i = 0; i < block - run.first; i++) this.abandon(slots[i]!);
+        this.unlockRun(run.first, run.end);
+        return null;
       }
-      this.stats.writeMisses += end - first;
+      slots[block - run.first] = slot;
+    }
+    this.stats.writeMisses += run.end - run.first;
+    return this.writeColdRun(source, run.first, slots);
+  }
+
+  private async writeColdRun(source: Buffer, first: number, slots: Int32Array): Promise<void> {
+    try {
       const error = await this.writeSlotRuns(source, first, slots, true);
       if (error !== undefined) throw error;
-      return true;
     } finally {
-      this.unlockRun(first, end);
+      this.unlockRun(first, first + slots.length);
     }
   }
 

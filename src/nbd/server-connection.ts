@@ -25,7 +25,7 @@ import { ByteQueue, connectionClosedError } from './byte-queue.js';
 import { errnoFromError } from './errno.js';
 import * as P from './protocol.js';
 import { ReplyWriter, SLAB_READ_BYTES_MAX, readReplyHeaderBytes } from './reply-writer.js';
-import { takeReplyBuffer } from './reply-buffers.js';
+import { giveReplyBuffer, takeReplyBuffer } from './reply-buffers.js';
 import { validateRequest } from './request-validation.js';
 import { ExportConfig, NegotiatedSession, negotiate } from './server-handshake.js';
 
@@ -280,7 +280,7 @@ export class ServerConnection {
     }
     this.admit(lengthBytes);
     this.payloadTarget = this.payloadScratch !== null && lengthBytes <= PAYLOAD_SCRATCH_BYTES
-      ? this.payloadScratch.subarray(0, lengthBytes) : Buffer.allocUnsafe(lengthBytes);
+      ? this.payloadScratch.subarray(0, lengthBytes) : takeReplyBuffer(lengthBytes);
     this.payloadFilledBytes = 0;
   }
 
@@ -302,6 +302,7 @@ export class ServerConnection {
       this.device.writeNow(target, this.pendingOffsetBytes, WRITE_FLAGS[this.pendingFlags & P.NBD_CMD_FLAG_FUA])) {
       this.replies.simple(this.pendingCookieHigh, this.pendingCookieLow, 0);
       this.release(target.length);
+      if (target.buffer !== this.payloadScratch?.buffer) giveReplyBuffer(target); // copied synchronously: nobody holds it
       return true;
     }
     // The asynchronous path keeps the payload until the write completes: never the scratch buffer.
@@ -392,7 +393,11 @@ export class ServerConnection {
     const fua = flags & P.NBD_CMD_FLAG_FUA;
     switch (type) {
       case P.NBD_CMD_WRITE:
-        if (lengthBytes > 0) await this.device.write(payload!, offsetBytes, WRITE_FLAGS[fua]);
+        if (lengthBytes > 0) {
+          await this.device.write(payload!, offsetBytes, WRITE_FLAGS[fua]);
+          // Reused only after a write that succeeded: a failed one may still have parts in flight reading it.
+          giveReplyBuffer(payload!);
+        }
         return;
       case P.NBD_CMD_FLUSH:
         return this.device.flush();
