@@ -130,6 +130,13 @@ export const WRITEBACK_CONCURRENCY_MAX = 256;
 export const DIRTY_MAX_AGE_MS_DEFAULT = 15 * 60 * 1000;
 /** Streams at least this long bypass the cache; 0 = off (flashcache's default; bcache uses 4 MiB). */
 export const SEQUENTIAL_CUTOFF_BYTES_DEFAULT = 0;
+/**
+ * A read miss fetches the cold blocks around it, up to this aligned window, in the same origin
+ * read, into free cache slots only (bcache's readahead, kept to a cache with room): one slow
+ * origin request fills several blocks. 0 = off. Largest: READAHEAD_BYTES_MAX.
+ */
+export const READAHEAD_BYTES_DEFAULT = 128 * KiB;
+export const READAHEAD_BYTES_MAX = 4 * MiB;
 /** Metadata records changed since the last commit before a commit is forced (bounds commit size). */
 export const PENDING_RECORDS_MAX = 64 * 1024;
 /** Cache-block I/O a single client request may have in flight at once. */

@@ -25,6 +25,9 @@ export class CacheStats {
   trims = 0;
   zeroes = 0;
   prefetches = 0;
+  /** Cold blocks fetched next to a read miss into free slots (readahead), and readaheads whose wider origin read failed. */
+  readaheadBlocks = 0;
+  readaheadFailures = 0;
   cacheReadErrors = 0;
   cacheWriteErrors = 0;
   originErrors = 0;

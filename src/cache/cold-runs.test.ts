@@ -83,7 +83,8 @@ async function setUp(options: { ramBytes?: number; cacheBytes?: number } = {}) {
   const origin = new Faulty(originMemory);
   const cache = new Faulty(new MemoryDevice(options.cacheBytes ?? 4 * 1024 * 1024));
   await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
-  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes ?? 0, commitIntervalMs: 0 });
+  // No readahead: single-block reads here set up state; readahead has its own tests.
+  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes ?? 0, commitIntervalMs: 0, readaheadBytes: 0 });
   return { engine, image, origin, cache };
 }
 

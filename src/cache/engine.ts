@@ -38,7 +38,7 @@ import { fingerprintOrigin } from '../metadata/origin-identity.js';
 import { RamTier } from './ram-tier.js';
 import { RamWriter } from './ram-writer.js';
 import {
-  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT,
+  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, READAHEAD_BYTES_DEFAULT, READAHEAD_BYTES_MAX, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT,
 } from '../constants.js';
 
 /** Block buffers kept in the pool between misses. */
@@ -62,6 +62,8 @@ export interface EngineParts {
   readonly clock?: Clock;
   /** Request streams at least this long bypass the cache (0 = never). */
   readonly sequentialCutoffBytes?: number;
+  /** Readahead window on read misses, into free slots only (0 = off). */
+  readonly readaheadBytes?: number;
   /** Size of the RAM tier above the SSD tier (0 or absent = none). */
   readonly ramBytes?: number;
 }
@@ -101,6 +103,12 @@ export class CacheEngine implements BlockDevice {
    * the cache (clean copies dropped, dirty copies updated in place). 0 = off.
    */
   sequentialCutoffBytes: number;
+  /**
+   * Readahead (bcache's readahead, only into free slots): a read miss of at most
+   * this many bytes also fetches the cold blocks around it within the aligned
+   * window of this size, in the same origin read. 0 = off.
+   */
+  readaheadBytes: number;
   private readonly readStreams = new SequentialDetector();
   private readonly writeStreams = new SequentialDetector();
   private readonly pool: BufferPool;
@@ -166,6 +174,7 @@ export class CacheEngine implements BlockDevice {
     this.intent = superblock.originWritesUncommitted ? 'set' : 'clear';
     this.cleaner = new Cleaner(this, parts.settings, parts.clock);
     this.sequentialCutoffBytes = parts.sequentialCutoffBytes ?? SEQUENTIAL_CUTOFF_BYTES_DEFAULT;
+    this.readaheadBytes = parts.readaheadBytes ?? READAHEAD_BYTES_DEFAULT;
     this.ram = this.newRamTier(parts.ramBytes ?? 0);
     this.ramWriter = new RamWriter({
       get ram() { return engine.ram; },
@@ -196,6 +205,8 @@ export class CacheEngine implements BlockDevice {
         const cold = hits === null && !bypass ? this.readRunOfMisses(target, offsetBytes) : null;
         if (cold !== null) return await cold;
       }
+      const ahead = bypass ? null : this.readAhead(target, offsetBytes);
+      if (ahead !== null) return await ahead;
       await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
         this.readBlock(originBlock, inner, target.subarray(at, at + length), bypass));
     } finally {
@@ -590,6 +601,12 @@ export class CacheEngine implements BlockDevice {
     return new RamTier(pages, this.blockBytes, Math.max(1, Math.floor((pages * RAM_DIRTY_PERCENT) / 100)));
   }
 
+  /** Changes the readahead window (0 = off). */
+  setReadahead(bytes: number): void {
+    assert(Number.isSafeInteger(bytes) && bytes >= 0 && bytes <= READAHEAD_BYTES_MAX);
+    this.readaheadBytes = bytes;
+  }
+
   /** Changes the sequential cutoff (0 = off); streams seen so far are forgotten. */
   setSequentialCutoff(bytes: number): void {
     assert(Number.isSafeInteger(bytes) && bytes >= 0);
@@ -672,6 +689,105 @@ export class CacheEngine implements BlockDevice {
     } finally {
       this.locks.releaseRange(range);
     }
+  }
+
+  /** Not cached (nor reserved) in either tier, and no one holds or waits for it. */
+  private isCold(originBlock: number): boolean {
+    return this.index.get(originBlock) < 0 && !this.locks.isBusy(originBlock) && (this.ram === null || this.ram.lookup(originBlock) < 0);
+  }
+
+  /**
+   * Readahead on a read miss: when every block the read touches is cold and the
+   * cold blocks next to it, within the aligned readahead window, find free
+   * slots (never evicting), one origin read fetches them all; the read is
+   * answered from it and every block is cached clean. Null (nothing done) when
+   * readahead is off, the read is larger than the window, a block it touches is
+   * not cold, the device's short last block is involved, or no neighbour would
+   * be fetched: the ordinary paths own those. Locks and slots are taken before
+   * this returns (requests keep their arrival order). If the larger origin read
+   * fails, the read is retried alone through the per-block path, so a bad
+   * neighbour never fails a read of good blocks.
+   */
+  private readAhead(target: Buffer, offsetBytes: number): Promise<void> | null {
+    const blockBytes = this.blockBytes;
+    const window = Math.floor(this.readaheadBytes / blockBytes);
+    if (window <= 1 || this.state !== 'running' || target.length === 0) return null;
+    const requestFirst = Math.floor(offsetBytes / blockBytes);
+    const requestEnd = Math.ceil((offsetBytes + target.length) / blockBytes);
+    const wholeBlocks = Math.floor(this.sizeBytes / blockBytes);
+    if (requestEnd - requestFirst > window || requestEnd > wholeBlocks) return null;
+    for (let block = requestFirst; block < requestEnd; block++) if (!this.isCold(block)) return null;
+    const windowStart = requestFirst - (requestFirst % window);
+    const windowEnd = Math.max(requestEnd, Math.min(windowStart + window, wholeBlocks));
+    // Free slots the extension may take, per set (a window spans at most a few sets).
+    const taken = new Map<number, number>();
+    const canTake = (block: number): boolean => {
+      if (!this.isCold(block)) return false;
+      const set = this.mapping.setOf(block);
+      const used = taken.get(set) ?? 0;
+      if (this.table.freeSlots(set) <= used) return false;
+      taken.set(set, used + 1);
+      return true;
+    };
+    // The requested blocks take free slots first (allocate prefers them to evicting).
+    for (let block = requestFirst; block < requestEnd; block++) {
+      const set = this.mapping.setOf(block);
+      const used = taken.get(set) ?? 0;
+      if (this.table.freeSlots(set) > used) taken.set(set, used + 1);
+    }
+    let first = requestFirst;
+    while (first > windowStart && canTake(first - 1)) first--;
+    let end = requestEnd;
+    while (end < windowEnd && canTake(end)) end++;
+    if (first === requestFirst && end === requestEnd) return null;
+    for (let block = first; block < end; block++) {
+      const wait = this.locks.acquire(block, true);
+      assert(wait === undefined, 'a lock checked free was not granted at once');
+    }
+    const slots = new Int32Array(end - first);
+    for (let block = first; block < end; block++) {
+      let slot: number;
+      if (block >= requestFirst && block < requestEnd) {
+        this.stats.readMisses++;
+        slot = this.allocate(block);
+        if (slot < 0) this.stats.uncachedReads++;
+      } else {
+        slot = this.allocateFree(block); // -1 when the policy does not admit it: fetched, not cached
+        if (slot >= 0) this.stats.readaheadBlocks++;
+      }
+      slots[block - first] = slot;
+    }
+    return this.fetchAhead(target, offsetBytes, first, slots, requestFirst, requestEnd);
+  }
+
+  private async fetchAhead(target: Buffer, offsetBytes: number, first: number, slots: Int32Array, requestFirst: number, requestEnd: number): Promise<void> {
+    const blockBytes = this.blockBytes;
+    const end = first + slots.length;
+    const data = Buffer.allocUnsafe(slots.length * blockBytes);
+    let fetched = false;
+    try {
+      try {
+        await this.originRead(data, first * blockBytes);
+        fetched = true;
+      } catch {
+        for (const slot of slots) if (slot >= 0) this.abandon(slot);
+      }
+      if (fetched) {
+        const at = offsetBytes - first * blockBytes;
+        data.copy(target, 0, at, at + target.length);
+        for (let block = requestFirst; block < requestEnd; block++) {
+          this.keepInRam(block, 0, data.subarray((block - first) * blockBytes, (block - first + 1) * blockBytes));
+        }
+        await this.writeSlotRuns(data, first, slots, false);
+      }
+    } finally {
+      this.unlockRun(first, end);
+    }
+    if (fetched) return;
+    // The wider read failed: the request alone, block by block (its own errors reach the client).
+    this.stats.readaheadFailures++;
+    await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
+      this.readBlock(originBlock, inner, target.subarray(at, at + length)));
   }
 
   /**
@@ -1190,6 +1306,22 @@ export class CacheEngine implements BlockDevice {
       this.stats.evictions++;
       slot = victim;
     }
+    return this.reserve(slot, originBlock);
+  }
+
+  /**
+   * A free slot of the block's set for it, never an eviction (readahead); -1 when the set is
+   * full or the policy does not admit the block (every insert follows an admit: ARC's ghosts).
+   */
+  private allocateFree(originBlock: number): number {
+    if (this.state === 'degraded') return -1;
+    const set = this.mapping.setOf(originBlock);
+    if (this.table.freeSlots(set) === 0 || !this.policy.admit(set, originBlock)) return -1;
+    return this.reserve(this.table.popFree(set), originBlock);
+  }
+
+  /** Makes `slot` RESERVED for `originBlock` and indexes it (caller holds the block's exclusive lock). */
+  private reserve(slot: number, originBlock: number): number {
     assert((this.table.state[slot]! & (VALID | RESERVED | DIRTY | DIRTY_ON_DISK)) === 0, 'allocating a slot in use');
     this.table.originOf[slot] = originBlock;
     this.table.state[slot]! |= RESERVED;

@@ -108,6 +108,8 @@ export interface OpenOptions {
   readonly commitIntervalMs?: number;
   /** RAM tier size (0 or absent = none). */
   readonly ramBytes?: number;
+  /** Readahead window on read misses (absent: READAHEAD_BYTES_DEFAULT; 0 = off). */
+  readonly readaheadBytes?: number;
   readonly log?: (line: string) => void;
   readonly progress?: (phase: string, done: number, total: number) => void;
   /** Milliseconds on a monotonic clock (tests); default performance.now. */
@@ -154,7 +156,7 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   await store.updateSuperblock({ cleanShutdown: false, origin: { ...superblock.origin, fingerprintValid: false } });
   await options.cache.flush();
   const engine = new CacheEngine({ cache: options.cache, origin: options.origin, store, table, index, policy,
-    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, log: options.log, clock: options.clock });
+    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, readaheadBytes: options.readaheadBytes, log: options.log, clock: options.clock });
   return { engine, report: { ...counts, cleanShutdown: superblock.cleanShutdown, damagedSuperblockCopies: damagedCopies, originChanged } };
 }
 

@@ -228,6 +228,8 @@ export class CacheMetrics {
     counter('blockcache_sequential_bypass_blocks_total', 'Blocks of sequential streams that bypassed the cache', ['op'], (e) => [
       [{ op: 'read' }, e.stats.sequentialBypassReads], [{ op: 'write' }, e.stats.sequentialBypassWrites],
     ]);
+    counter('blockcache_readahead_blocks_total', 'Cold blocks fetched next to read misses into free slots (readahead)', [], (e) => [[{}, e.stats.readaheadBlocks]]);
+    counter('blockcache_readahead_failures_total', 'Readaheads whose wider origin read failed (the request was retried alone)', [], (e) => [[{}, e.stats.readaheadFailures]]);
     counter('blockcache_evictions_total', 'Clean blocks evicted to make room', [], (e) => [[{}, e.stats.evictions]]);
     counter('blockcache_invalidations_total', 'Cached blocks dropped by trim, zero, write-around or errors', [], (e) => [[{}, e.stats.invalidations]]);
     counter('blockcache_no_room_total', 'Allocations that found every block of the set dirty or busy', [], (e) => [[{}, e.stats.noRoom]]);
@@ -254,6 +256,7 @@ export class CacheMetrics {
     gauge('blockcache_clean_eta_seconds', 'Estimated seconds to write every dirty block back (NaN: unknown)', [], (e) => [[{}, e.cleaner.estimate().etaSeconds ?? Number.NaN]]);
     gauge('blockcache_inflight_requests', 'Client requests in progress', [], (e) => [[{}, e.inflight]]);
     gauge('blockcache_sequential_cutoff_bytes', 'Streams this long bypass the cache (0 = off)', [], (e) => [[{}, e.sequentialCutoffBytes]]);
+    gauge('blockcache_readahead_bytes', 'Readahead window on read misses (0 = off)', [], (e) => [[{}, e.readaheadBytes]]);
     gauge('blockcache_state', 'Engine state (1 for the current one)', ['state'], (e) =>
       (['running', 'degraded', 'stopping', 'stopped'] as const).map((state) => [{ state }, e.state === state ? 1 : 0]));
     const inlineCounter = (name: string, help: string, labelNames: string[], values: (gate: InlineIoGate) => Array<[Record<string, string>, number]>) =>

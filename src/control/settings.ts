@@ -11,6 +11,8 @@
 //                                  iops=N, or both: 20M,iops=500
 //   writeback-concurrency=N        1..256 origin writes in flight  (default 8)
 //   sequential-cutoff=SIZE         0/off, or 4K..64G               (default off)
+//   readahead=SIZE                 0/off, or 8K..4M: a read miss also fetches the cold blocks around
+//                                  it in this aligned window, into free cache slots only (default 128K)
 //   ram-cache=SIZE                 0/off, or up to 64G             (default: serve --ram-cache, 64M)
 //   policy=NAME                    one of the online policies
 //   mode=MODE                      writeback | writethrough | writearound
@@ -24,7 +26,7 @@ import type { CacheEngine } from '../cache/engine.js';
 import { CACHE_MODES, CacheMode } from '../format/superblock.js';
 import { POLICY_NAMES } from '../policies/registry.js';
 import { BlockcacheError } from '../stdx/errors.js';
-import { RAM_CACHE_BYTES_MAX, WRITEBACK_CONCURRENCY_MAX } from '../constants.js';
+import { RAM_CACHE_BYTES_MAX, READAHEAD_BYTES_MAX, WRITEBACK_CONCURRENCY_MAX } from '../constants.js';
 
 const KiB = 1024;
 const SIZE_FACTORS: Record<string, number> = { '': 1, K: KiB, M: KiB ** 2, G: KiB ** 3, T: KiB ** 4 };
@@ -35,6 +37,8 @@ const DIRTY_PACE_MS_MIN = 1000;
 const DIRTY_PACE_MS_MAX = 3_600_000;
 const SEQUENTIAL_CUTOFF_BYTES_MIN = 4 * KiB;
 const SEQUENTIAL_CUTOFF_BYTES_MAX = 64 * KiB ** 3;
+/** A window of one 4 KiB block fetches nothing more; two is the least that reads ahead. */
+const READAHEAD_BYTES_MIN = 8 * KiB;
 const RATE_BYTES_MIN = 4 * KiB;
 const RATE_BYTES_MAX = KiB ** 4;
 const RATE_IOPS_MAX = 10_000_000;
@@ -204,6 +208,19 @@ const SETTINGS: ReadonlyArray<Setting<never>> = [
     format: (value: number) => formatSizeValue(value),
     read: (engine) => engine.sequentialCutoffBytes,
     apply: (engine, value: number) => engine.setSequentialCutoff(value),
+  } satisfies Setting<number>,
+  {
+    key: 'readahead', syntax: `SIZE (0/off, 8K..${formatSizeValue(READAHEAD_BYTES_MAX)})`,
+    description: 'a read miss also fetches the cold blocks around it within an aligned window of this size, into free cache slots only',
+    parse: (text) => {
+      const expected = `0/off or a size from 8K to ${formatSizeValue(READAHEAD_BYTES_MAX)}`;
+      if (text.trim().toLowerCase() === 'off') return 0;
+      const value = parseSizeValue('readahead', text, expected);
+      return value === 0 ? 0 : inRange('readahead', text, value, READAHEAD_BYTES_MIN, READAHEAD_BYTES_MAX, expected);
+    },
+    format: (value: number) => formatSizeValue(value),
+    read: (engine) => engine.readaheadBytes,
+    apply: (engine, value: number) => engine.setReadahead(value),
   } satisfies Setting<number>,
   {
     key: 'ram-cache', syntax: 'SIZE (0/off, or one cache block..64G)',

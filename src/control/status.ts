@@ -106,6 +106,10 @@ function cleaningStatus(engine: CacheEngine): Record<string, unknown> {
     writebackPaceBytesPerSecond: Math.round(engine.cleaner.paceRateBytesPerSecond),
     sequentialBypassReads: stats.sequentialBypassReads,
     sequentialBypassWrites: stats.sequentialBypassWrites,
+    /** Readahead window (0 = off), cold blocks it fetched next to read misses, and wider reads that failed (retried alone). */
+    readaheadBytes: engine.readaheadBytes,
+    readaheadBlocks: stats.readaheadBlocks,
+    readaheadFailures: stats.readaheadFailures,
     noRoom: stats.noRoom,
     bytesRead: stats.bytesRead,
     bytesWritten: stats.bytesWritten,

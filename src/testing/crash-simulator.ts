@@ -55,6 +55,8 @@ const RAM_SEED_SALT = 0x52414d31;
 const PACE_SEED_SALT = 0x50414345;
 /** Salt of the draw of a cache device with synchronous reads ('SYNC'); its own generator, like the others. */
 const SYNC_READS_SEED_SALT = 0x53594e43;
+/** Salt of the readahead draw ('AHED'); its own generator, like the others. */
+const READAHEAD_SEED_SALT = 0x41484544;
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -225,6 +227,8 @@ interface Config {
   dirtyPaceMs?: number;
   /** The cache device offers readNow (the engine's synchronous SSD-tier hits), as an inline FileDevice does. */
   synchronousCacheReads: boolean;
+  /** Readahead window on read misses; 0 = off. */
+  readaheadBytes: number;
 }
 
 function chooseConfig(random: Prng, originMiBMax: number): Config {
@@ -247,6 +251,7 @@ function chooseConfig(random: Prng, originMiBMax: number): Config {
     concurrencyMax: 1 + random.below(8),
     ramBytes: 0,
     synchronousCacheReads: false,
+    readaheadBytes: 0,
   };
 }
 
@@ -268,6 +273,12 @@ function chooseRamBytes(seed: number, config: Config, ram: RamChoice): number {
  */
 function chooseDirtyPace(seed: number): number | undefined {
   return new Prng((seed ^ PACE_SEED_SALT) >>> 0).chance(0.5) ? 0 : undefined;
+}
+
+/** Half the seeds read ahead, over a window of 2 to 32 blocks; half do not. */
+function chooseReadahead(seed: number, blockBytes: number): number {
+  const random = new Prng((seed ^ READAHEAD_SEED_SALT) >>> 0);
+  return random.chance(0.5) ? 0 : blockBytes * 2 ** (1 + random.below(5));
 }
 
 class Violation extends Error {}
@@ -294,6 +305,7 @@ export class CrashSimulation {
     this.config.ramBytes = chooseRamBytes(options.seed, this.config, ram);
     this.config.dirtyPaceMs = chooseDirtyPace(options.seed);
     this.config.synchronousCacheReads = new Prng((options.seed ^ SYNC_READS_SEED_SALT) >>> 0).chance(0.5);
+    this.config.readaheadBytes = chooseReadahead(options.seed, this.config.blockBytes);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
     this.log = options.log ?? (() => {});
   }
@@ -302,7 +314,7 @@ export class CrashSimulation {
     const c = this.config;
     return `mode=${c.mode} block=${c.blockBytes / 1024}K origin=${c.originBytes / MiB}MiB cacheBlocks=${c.cacheBlocks} assoc=${c.assoc} `
       + `policy=${c.policy} dirtyThreshold=${c.dirtyThresholdPercent ?? 'default'} writebackInflight=${c.writebackInflightMax ?? 'default'} `
-      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} syncCacheReads=${c.synchronousCacheReads} `
+      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} syncCacheReads=${c.synchronousCacheReads} readahead=${c.readaheadBytes / c.blockBytes} `
       + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes}${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
   }
 
@@ -360,7 +372,7 @@ export class CrashSimulation {
     let opened;
     try {
       opened = await this.deadline(openCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'),
-        originLocation: LOCATION, settings, commitIntervalMs: 0, ramBytes: c.ramBytes }), `openCache after ${why}`);
+        originLocation: LOCATION, settings, commitIntervalMs: 0, ramBytes: c.ramBytes, readaheadBytes: c.readaheadBytes }), `openCache after ${why}`);
     } catch (error) {
       if (error instanceof Violation) throw error;
       this.violations.push(`cycle ${this.cycle}: openCache after ${why} failed: ${(error as Error).message}`);

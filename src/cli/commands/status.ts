@@ -41,6 +41,10 @@ export function formatStatus(status: CacheStatus): string {
         + ` ${String(status.ramReadHits)} block reads answered from RAM, ${String(status.ramWriteAbsorbs)} block writes completed in RAM`,
     ] : []),
     `evictions  ${status.evictions}, writebacks ${status.writebacks}, uncached reads ${status.uncachedReads}, uncached writes ${status.uncachedWrites}`,
+    ...(typeof status.readaheadBytes === 'number' ? [
+      `readahead  ${status.readaheadBytes > 0 ? `${formatBytes(status.readaheadBytes)} window` : 'off'}: ${String(status.readaheadBlocks)} blocks fetched next to misses`
+        + `${typeof status.readaheadFailures === 'number' && status.readaheadFailures > 0 ? `, ${status.readaheadFailures} wider reads failed (retried alone)` : ''}`,
+    ] : []),
     `errors     cache ${status.cacheErrors}, origin ${status.originErrors}`
       + `${typeof status.recordsDeferred === 'number' && status.recordsDeferred > 0 ? `; ${status.recordsDeferred} metadata records deferred (unreadable pages)` : ''}`,
     ...(typeof status.metadataMemoryBytes === 'number' ? [
