@@ -16,9 +16,8 @@
 // to back are applied in the order they arrived (as the per-block path does).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockDevice, WriteFlags } from '../devices/block-device.js';
 import { MemoryDevice } from '../devices/memory-device.js';
-import { BlockcacheError } from '../stdx/errors.js';
+import { TestDevice } from '../testing/test-device.js';
 import { crc32c } from '../stdx/checksum.js';
 import { createCache, openCache } from './open-cache.js';
 import { DIRTY, HAS_CRC, RESERVED, VALID } from './slot-table.js';
@@ -27,43 +26,6 @@ import { CacheEngine } from './engine.js';
 const BLOCK = 4096;
 const LOCATION = { name: 'cold-runs-origin', deviceId: 13, inode: 13 };
 const ORIGIN_BYTES = 4 * 1024 * 1024;
-
-/** A memory device whose reads or writes can fail, and whose reads can be held until released. */
-class Faulty implements BlockDevice {
-  readonly name: string;
-  readonly sizeBytes: number;
-  readonly capabilities;
-  failReads = false;
-  failWrites = false;
-  reads = 0;
-  private held: (() => void)[] | null = null;
-  constructor(private readonly inner: MemoryDevice) {
-    this.name = inner.name;
-    this.sizeBytes = inner.sizeBytes;
-    this.capabilities = inner.capabilities;
-  }
-  /** From now on reads wait until `release()`. */
-  hold(): void { this.held = []; }
-  release(): void {
-    const held = this.held ?? [];
-    this.held = null;
-    for (const go of held) go();
-  }
-  async read(target: Buffer, offsetBytes: number): Promise<void> {
-    this.reads++;
-    if (this.held !== null) await new Promise<void>((go) => this.held!.push(go));
-    if (this.failReads) throw new BlockcacheError('EIO', 'injected read error');
-    return this.inner.read(target, offsetBytes);
-  }
-  async write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> {
-    if (this.failWrites) throw new BlockcacheError('EIO', 'injected write error');
-    return this.inner.write(source, offsetBytes, flags);
-  }
-  flush(): Promise<void> { return this.inner.flush(); }
-  trim(offsetBytes: number, lengthBytes: number, flags?: WriteFlags): Promise<void> { return this.inner.trim(offsetBytes, lengthBytes, flags); }
-  writeZeroes(offsetBytes: number, lengthBytes: number): Promise<void> { return this.inner.writeZeroes(offsetBytes, lengthBytes); }
-  close(): Promise<void> { return this.inner.close(); }
-}
 
 /** Slots reserved for a fill that has not completed. */
 function reservedSlots(engine: CacheEngine): number {
@@ -80,8 +42,8 @@ async function setUp(options: { ramBytes?: number; cacheBytes?: number } = {}) {
   const image = originImage();
   const originMemory = new MemoryDevice(ORIGIN_BYTES);
   await originMemory.write(image, 0);
-  const origin = new Faulty(originMemory);
-  const cache = new Faulty(new MemoryDevice(options.cacheBytes ?? 4 * 1024 * 1024));
+  const origin = new TestDevice(originMemory);
+  const cache = new TestDevice(new MemoryDevice(options.cacheBytes ?? 4 * 1024 * 1024));
   await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
   // No readahead: single-block reads here set up state; readahead has its own tests.
   const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes ?? 0, commitIntervalMs: 0, readaheadBytes: 0 });
@@ -158,7 +120,7 @@ test('a cache write error still serves the read, and caches nothing of the run',
 test('a write that arrives while the run reads the origin waits for it, and is what later reads see', async () => {
   const { engine, image, origin } = await setUp();
   try {
-    origin.hold();
+    origin.hold('read');
     const target = Buffer.alloc(8 * BLOCK);
     const reading = engine.read(target, 16 * BLOCK);
     await new Promise((resolve) => setImmediate(resolve));
@@ -168,7 +130,7 @@ test('a write that arrives while the run reads the origin waits for it, and is w
     const writing = engine.write(data, 19 * BLOCK).then(() => { written = true; });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(written, false, 'the write waits for the run');
-    origin.release();
+    origin.release('read');
     await Promise.all([reading, writing]);
     assert.deepEqual(target, image.subarray(16 * BLOCK, 24 * BLOCK), 'the read started first: the origin data');
     const after = Buffer.alloc(8 * BLOCK);

@@ -740,10 +740,7 @@ export class CacheEngine implements BlockDevice {
     let end = requestEnd;
     while (end < windowEnd && canTake(end)) end++;
     if (first === requestFirst && end === requestEnd) return null;
-    for (let block = first; block < end; block++) {
-      const wait = this.locks.acquire(block, true);
-      assert(wait === undefined, 'a lock checked free was not granted at once');
-    }
+    this.lockFreeRun(first, end);
     const slots = new Int32Array(end - first);
     for (let block = first; block < end; block++) {
       let slot: number;
@@ -803,16 +800,17 @@ export class CacheEngine implements BlockDevice {
     const first = offsetBytes / blockBytes;
     const end = first + lengthBytes / blockBytes;
     if (end * blockBytes > this.sizeBytes) return null; // a short last block
-    const ram = this.ram;
-    for (let block = first; block < end; block++) {
-      if (this.index.get(block) >= 0 || this.locks.isBusy(block)) return null;
-      if (ram !== null && ram.lookup(block) >= 0) return null;
-    }
+    for (let block = first; block < end; block++) if (!this.isCold(block)) return null;
+    this.lockFreeRun(first, end);
+    return { first, end };
+  }
+
+  /** Takes the exclusive lock of every block of [first, end), each checked free (isCold): granted at once. */
+  private lockFreeRun(first: number, end: number): void {
     for (let block = first; block < end; block++) {
       const wait = this.locks.acquire(block, true);
       assert(wait === undefined, 'a lock checked free was not granted at once');
     }
-    return { first, end };
   }
 
   private unlockRun(first: number, end: number): void {
@@ -897,7 +895,7 @@ export class CacheEngine implements BlockDevice {
    * Writes the whole blocks of `data` (block i for origin block first + i) to
    * their reserved slots `slots[i]` (-1: not cached), one cache write per run of
    * consecutive slots, then completes each written slot (dirty, or clean with
-   * its checksum and kept in RAM) and gives back the slots of a failed write.
+   * its checksum; not kept in RAM) and gives back the slots of a failed write.
    * Returns the first write error, if any. Caller holds every block's exclusive lock.
    */
   private async writeSlotRuns(data: Buffer, first: number, slots: Int32Array, dirty: boolean): Promise<unknown> {
@@ -1401,8 +1399,17 @@ export class CacheEngine implements BlockDevice {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
     try {
-      // The RAM copy goes first, dirty or clean: the block's content is being replaced below.
-      this.ram?.drop(originBlock);
+      // The RAM copy goes first: the block's content is being replaced below. With `zeroDirty`
+      // (write-zeroes) a dirty page is zeroed in place and stays dirty instead: it may be the only
+      // copy newer than the origin, and a read while the origin is being zeroed (the blocks are
+      // not locked then) must see the old data or zeroes, never the origin's older data (found
+      // by the crash simulator, seed 18091).
+      const ram = this.ram;
+      const page = ram === null ? -1 : ram.lookup(originBlock);
+      if (zeroDirty && page >= 0 && ram!.isDirty(page)) {
+        const length = this.blockLength(originBlock);
+        ram!.copyIn(page, 0, this.zeroes(length), 0, length);
+      } else ram?.drop(originBlock);
       const slot = this.index.get(originBlock);
       if (slot >= 0 && this.table.has(slot, VALID)) {
         if (zeroDirty && this.table.has(slot, DIRTY)) await this.writebackHit(slot, 0, this.zeroes(this.blockLength(originBlock)));

@@ -6,9 +6,8 @@
 // read is retried alone; readahead 0 fetches nothing more.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockDevice, WriteFlags } from '../devices/block-device.js';
 import { MemoryDevice } from '../devices/memory-device.js';
-import { BlockcacheError } from '../stdx/errors.js';
+import { TestDevice } from '../testing/test-device.js';
 import { crc32c } from '../stdx/checksum.js';
 import { createCache, openCache } from './open-cache.js';
 import { DIRTY, HAS_CRC, RESERVED, VALID } from './slot-table.js';
@@ -19,35 +18,12 @@ const WINDOW_BLOCKS = 16;
 const LOCATION = { name: 'readahead-origin', deviceId: 14, inode: 14 };
 const ORIGIN_BYTES = 4 * 1024 * 1024;
 
-/** A memory origin that counts reads (and their blocks) and can fail reads wider than one block. */
-class Origin implements BlockDevice {
-  readonly name = 'origin';
-  readonly sizeBytes: number;
-  readonly capabilities;
-  reads = 0;
-  failWideReads = false;
-  constructor(private readonly inner: MemoryDevice) {
-    this.sizeBytes = inner.sizeBytes;
-    this.capabilities = inner.capabilities;
-  }
-  async read(target: Buffer, offsetBytes: number): Promise<void> {
-    this.reads++;
-    if (this.failWideReads && target.length > BLOCK) throw new BlockcacheError('EIO', 'injected error on a wide read');
-    return this.inner.read(target, offsetBytes);
-  }
-  write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> { return this.inner.write(source, offsetBytes, flags); }
-  flush(): Promise<void> { return this.inner.flush(); }
-  trim(offsetBytes: number, lengthBytes: number, flags?: WriteFlags): Promise<void> { return this.inner.trim(offsetBytes, lengthBytes, flags); }
-  writeZeroes(offsetBytes: number, lengthBytes: number): Promise<void> { return this.inner.writeZeroes(offsetBytes, lengthBytes); }
-  close(): Promise<void> { return this.inner.close(); }
-}
-
 async function setUp(options: { ramBytes?: number; assoc?: number | 'full'; cacheBytes?: number } = {}) {
   const image = Buffer.alloc(ORIGIN_BYTES);
   for (let at = 0; at < ORIGIN_BYTES; at += 4) image.writeUInt32LE((at * 2654435761) >>> 0, at);
   const memory = new MemoryDevice(ORIGIN_BYTES);
   await memory.write(image, 0);
-  const origin = new Origin(memory);
+  const origin = new TestDevice(memory);
   const cache = new MemoryDevice(options.cacheBytes ?? 4 * 1024 * 1024);
   await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK, assoc: options.assoc });
   const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes ?? 0, commitIntervalMs: 0 });
@@ -135,10 +111,10 @@ test('readahead never evicts: with a full set it fetches only the requested bloc
 test('a failed wider read is retried alone, and leaves no slot reserved', async () => {
   const { engine, image, origin } = await setUp();
   try {
-    origin.failWideReads = true;
+    origin.failReadsLongerThan = BLOCK;
     const target = Buffer.alloc(BLOCK);
     await engine.read(target, 70 * BLOCK);
-    origin.failWideReads = false; // close reads the origin's fingerprint
+    origin.failReadsLongerThan = Number.POSITIVE_INFINITY; // close reads the origin's fingerprint
     assert.deepEqual(target, image.subarray(70 * BLOCK, 71 * BLOCK));
     assert.equal(engine.stats.readaheadFailures, 1);
     assert.equal(reservedSlots(engine), 0);
