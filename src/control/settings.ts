@@ -79,6 +79,14 @@ export function formatSizeValue(bytes: number): string {
   return String(bytes);
 }
 
+/** 0 (or 'off'), or a size from `minimum` to `maximum`. */
+function parseSizeOrOff(key: string, text: string, minimum: number, maximum: number): number {
+  const expected = `0/off or a size from ${formatSizeValue(minimum)} to ${formatSizeValue(maximum)}`;
+  if (text.trim().toLowerCase() === 'off') return 0;
+  const value = parseSizeValue(key, text, expected);
+  return value === 0 ? 0 : inRange(key, text, value, minimum, maximum, expected);
+}
+
 function inRange(key: string, text: string, value: number, minimum: number, maximum: number, expected: string): number {
   if (!(value >= minimum && value <= maximum)) throw bad(key, text, expected);
   return value;
@@ -199,25 +207,15 @@ const SETTINGS: ReadonlyArray<Setting<never>> = [
   {
     key: 'sequential-cutoff', syntax: 'SIZE (0/off, 4K..64G)',
     description: 'request streams at least this long bypass the cache',
-    parse: (text) => {
-      const expected = '0/off or a size from 4K to 64G';
-      if (text.trim().toLowerCase() === 'off') return 0;
-      const value = parseSizeValue('sequential-cutoff', text, expected);
-      return value === 0 ? 0 : inRange('sequential-cutoff', text, value, SEQUENTIAL_CUTOFF_BYTES_MIN, SEQUENTIAL_CUTOFF_BYTES_MAX, expected);
-    },
+    parse: (text) => parseSizeOrOff('sequential-cutoff', text, SEQUENTIAL_CUTOFF_BYTES_MIN, SEQUENTIAL_CUTOFF_BYTES_MAX),
     format: (value: number) => formatSizeValue(value),
     read: (engine) => engine.sequentialCutoffBytes,
     apply: (engine, value: number) => engine.setSequentialCutoff(value),
   } satisfies Setting<number>,
   {
-    key: 'readahead', syntax: `SIZE (0/off, 8K..${formatSizeValue(READAHEAD_BYTES_MAX)})`,
+    key: 'readahead', syntax: `SIZE (0/off, ${formatSizeValue(READAHEAD_BYTES_MIN)}..${formatSizeValue(READAHEAD_BYTES_MAX)})`,
     description: 'a read miss also fetches the cold blocks around it within an aligned window of this size, into free cache slots only',
-    parse: (text) => {
-      const expected = `0/off or a size from 8K to ${formatSizeValue(READAHEAD_BYTES_MAX)}`;
-      if (text.trim().toLowerCase() === 'off') return 0;
-      const value = parseSizeValue('readahead', text, expected);
-      return value === 0 ? 0 : inRange('readahead', text, value, READAHEAD_BYTES_MIN, READAHEAD_BYTES_MAX, expected);
-    },
+    parse: (text) => parseSizeOrOff('readahead', text, READAHEAD_BYTES_MIN, READAHEAD_BYTES_MAX),
     format: (value: number) => formatSizeValue(value),
     read: (engine) => engine.readaheadBytes,
     apply: (engine, value: number) => engine.setReadahead(value),
