@@ -69,6 +69,11 @@ export interface BlockDevice {
    * Optional (the RAM tier's fast path).
    */
   writeNow?(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean;
+  /**
+   * Writes `source` at `offsetBytes`. The device keeps no reference to `source` once the
+   * promise resolves (or once writeNow returns true): the NBD server reuses large payload
+   * buffers after a successful write (src/nbd/reply-buffers.ts).
+   */
   write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void>;
   /**
    * Vectored I/O: reads into (writes from) `buffers` in order, as one range of
