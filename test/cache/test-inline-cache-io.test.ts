@@ -20,7 +20,8 @@ test('serve --ram-cache 0: 4 KiB cache hits are read inline and misses written i
   await requireTools(['nbdsh']);
   await withServeScope(async ({ directory, serve }) => {
     const { origin, cache } = await createFileCache(directory, { originBytes: 16 * MiB, cacheBytes: 8 * MiB, mode: 'writethrough' });
-    const served = await serve(cache, ['--ram-cache', '0']);
+    // No readahead: each miss fills its own 4 KiB block (a readahead window is one larger write).
+    const served = await serve(cache, ['--ram-cache', '0', '--set', 'readahead=off']);
     // 64 scattered 4 KiB reads, twice: misses first (each fills a slot), then hits.
     const script = directory.file('reads.py');
     const out = directory.file('reads.bin');
