@@ -759,32 +759,41 @@ export class CacheEngine implements BlockDevice {
 
   private async fetchAhead(target: Buffer, offsetBytes: number, first: number, slots: Int32Array, requestFirst: number, requestEnd: number): Promise<void> {
     const blockBytes = this.blockBytes;
-    const end = first + slots.length;
     const data = Buffer.allocUnsafe(slots.length * blockBytes);
     let fetched = false;
     try {
-      try {
-        await this.originRead(data, first * blockBytes);
-        fetched = true;
-      } catch {
-        for (const slot of slots) if (slot >= 0) this.abandon(slot);
+      await this.fetchIntoSlots(data, first, slots);
+      fetched = true;
+      const at = offsetBytes - first * blockBytes;
+      data.copy(target, 0, at, at + target.length);
+      for (let block = requestFirst; block < requestEnd; block++) {
+        this.keepInRam(block, 0, data.subarray((block - first) * blockBytes, (block - first + 1) * blockBytes));
       }
-      if (fetched) {
-        const at = offsetBytes - first * blockBytes;
-        data.copy(target, 0, at, at + target.length);
-        for (let block = requestFirst; block < requestEnd; block++) {
-          this.keepInRam(block, 0, data.subarray((block - first) * blockBytes, (block - first + 1) * blockBytes));
-        }
-        await this.writeSlotRuns(data, first, slots, false);
-      }
+    } catch {
+      // The wider origin read failed (its slots are given back): retried alone below.
     } finally {
-      this.unlockRun(first, end);
+      this.unlockRun(first, first + slots.length);
     }
     if (fetched) return;
-    // The wider read failed: the request alone, block by block (its own errors reach the client).
+    // The request alone, block by block (its own errors reach the client).
     this.stats.readaheadFailures++;
     await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
       this.readBlock(originBlock, inner, target.subarray(at, at + length)));
+  }
+
+  /**
+   * Reads the blocks [first, first + slots.length) from the origin into `data`
+   * and caches them in their reserved slots (writeSlotRuns); on an origin error
+   * gives every slot back and rethrows. Caller holds every block's exclusive lock.
+   */
+  private async fetchIntoSlots(data: Buffer, first: number, slots: Int32Array): Promise<void> {
+    try {
+      await this.originRead(data, first * this.blockBytes);
+    } catch (error) {
+      for (const slot of slots) if (slot >= 0) this.abandon(slot);
+      throw error;
+    }
+    await this.writeSlotRuns(data, first, slots, false);
   }
 
   /**
@@ -837,18 +846,12 @@ export class CacheEngine implements BlockDevice {
       if (slot < 0) this.stats.uncachedReads++;
       slots[block - run.first] = slot;
     }
-    return this.fillColdRun(target, offsetBytes, run.first, slots);
+    return this.fillColdRun(target, run.first, slots);
   }
 
-  private async fillColdRun(target: Buffer, offsetBytes: number, first: number, slots: Int32Array): Promise<void> {
+  private async fillColdRun(target: Buffer, first: number, slots: Int32Array): Promise<void> {
     try {
-      try {
-        await this.originRead(target, offsetBytes);
-      } catch (error) {
-        for (const slot of slots) if (slot >= 0) this.abandon(slot);
-        throw error;
-      }
-      await this.writeSlotRuns(target, first, slots, false);
+      await this.fetchIntoSlots(target, first, slots);
     } finally {
       this.unlockRun(first, first + slots.length);
     }
