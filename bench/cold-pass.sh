@@ -1,41 +1,45 @@
 #!/usr/bin/env bash
-# One cold pass through a freshly created cache (issue 7): throughput, latency and the
-# server's own CPU (all its threads, from /proc) for 1 MiB sequential requests at depth 8
-# over a 256 MiB origin, blockcache alone. An A/B of a change to the miss path compares
-# two builds with this, runs alternating; `npm run bench -- --only cold` compares against
-# nbdkit.
+# One cold pass through a freshly created cache (issue 7), blockcache alone: throughput,
+# latency, block hit ratio and the server's own CPU (all its threads, from /proc). An A/B of a
+# change to the miss path compares two builds with this, runs alternating;
+# `npm run bench -- --only cold` compares against nbdkit.
+#   read, write  1 MiB sequential requests at depth 8 over a 256 MiB origin, once
+#   randread     4 KiB uniform random reads at depth 32 over a 1 GiB origin for SECONDS: the
+#                cost of readahead in front of a fast origin while the cache fills
 #
-# usage: bash bench/cold-pass.sh [TREE] [read|write] [RAM-CACHE]
-#   TREE: a built checkout (default: this one); RAM-CACHE: serve --ram-cache (default 0).
+# usage: bash bench/cold-pass.sh [TREE] [read|write|randread] [RAM-CACHE (0)] [READAHEAD (default)] [SECONDS (8)]
+#   TREE: a built checkout (default: this one).
 set -euo pipefail
 tree=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 rw=${2:-read}
 ram=${3:-0}
-case "$rw" in read|write) ;; *) echo "cold-pass: pattern must be read or write, not '$rw'" >&2; exit 2 ;; esac
-export PATH=/usr/bin:$PATH
-command -v fio >/dev/null || { echo "cold-pass: fio is missing (bash scripts/setup.sh test installs it)" >&2; exit 1; }
-work=$(mktemp -d /tmp/blockcache-cold-pass-XXXXXX)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-head -c $((256 << 20)) /dev/urandom > "$work/origin.img"
-truncate -s 600M "$work/cache.img"
-node "$tree/dist/src/cli/main.js" create --cache "$work/cache.img" --origin "$work/origin.img" --mode writeback >/dev/null
-node "$tree/dist/src/cli/main.js" serve --cache "$work/cache.img" --socket "$work/s.sock" --control "$work/c.sock" \
-  --ram-cache "$ram" > "$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do grep -q '^ready ' "$work/serve.log" && break; sleep 0.1; done
-grep -q '^ready ' "$work/serve.log" || { echo "cold-pass: the server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-before=$(ticks); started=$(date +%s%N)
-fio --name=cold --ioengine=nbd --uri="nbd+unix:///?socket=$work/s.sock" --rw="$rw" --bs=1M --iodepth=8 --size=256M \
-  --output-format=json --output="$work/fio.json" >/dev/null
-after=$(ticks); ended=$(date +%s%N)
-python3 - "$rw" "$work/fio.json" "$(( (after - before) * 1000 / $(getconf CLK_TCK) ))" "$(( (ended - started) / 1000000 ))" <<'PY'
+readahead=${4:-}
+seconds=${5:-8}
+case "$rw" in read|write|randread) ;; *) echo "cold-pass: pattern must be read, write or randread, not '$rw'" >&2; exit 2 ;; esac
+# shellcheck source=bench/support/standalone.sh
+source "$(dirname "$0")/support/standalone.sh"
+bench_setup cold-pass
+if [ "$rw" = randread ]; then
+  head -c $((1 << 30)) /dev/urandom > "$work/origin.img"
+  job=(--bs=4k --iodepth=32 --size=1G --time_based --runtime="$seconds" --randrepeat=1 --norandommap)
+else
+  head -c $((256 << 20)) /dev/urandom > "$work/origin.img"
+  job=(--bs=1M --iodepth=8 --size=256M)
+fi
+bench_serve "$tree" 600M --ram-cache "$ram" ${readahead:+--set "readahead=$readahead"}
+before=$(server_ticks); started=$(date +%s%N)
+fio --name=cold --ioengine=nbd --uri="$uri" --rw="$rw" "${job[@]}" --output-format=json --output="$work/fio.json" >/dev/null
+after=$(server_ticks); ended=$(date +%s%N)
+node "$tree/dist/src/cli/main.js" status --control "$control" --json > "$work/status.json"
+python3 - "$rw" "$work/fio.json" "$work/status.json" "$(( (after - before) * 1000 / $(getconf CLK_TCK) ))" "$(( (ended - started) / 1000000 ))" <<'PY'
 import json, sys
-rw, path, cpu_ms, wall_ms = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-job = json.load(open(path))["jobs"][0][rw]
+rw, path, status_path, cpu_ms, wall_ms = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+job = json.load(open(path))["jobs"][0]["write" if rw == "write" else "read"]
+status = json.load(open(status_path))
 pct = job["clat_ns"]["percentile"]
-print(f"cold {rw}: {job['bw'] / 1024:.0f} MiB/s, p50 {pct['50.000000'] / 1e6:.1f} ms, p99 {pct['99.000000'] / 1e6:.1f} ms; "
-      f"server CPU {cpu_ms} ms over {wall_ms} ms")
+hits, misses = status["readHits"], status["readMisses"]
+hit = f", block read hits {100 * hits / (hits + misses):.0f}%" if hits + misses > 0 else ""
+print(f"cold {rw}: {job['bw'] / 1024:.0f} MiB/s, {job['iops']:.0f} IOPS, p50 {pct['50.000000'] / 1e6:.2f} ms, "
+      f"p99 {pct['99.000000'] / 1e6:.2f} ms; server CPU {cpu_ms} ms over {wall_ms} ms; "
+      f"readahead {status['readaheadBytes'] // 1024} KiB{hit}")
 PY

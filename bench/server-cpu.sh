@@ -16,27 +16,16 @@ rw=${2:-randread}
 iops=${3:-25000}
 seconds=${4:-5}
 case "$rw" in randread|randwrite) ;; *) echo "server-cpu: pattern must be randread or randwrite, not '$rw'" >&2; exit 2 ;; esac
-export PATH=/usr/bin:$PATH
-command -v fio >/dev/null || { echo "server-cpu: fio is missing (bash scripts/setup.sh test installs it)" >&2; exit 1; }
-work=$(mktemp -d /tmp/blockcache-server-cpu-XXXXXX)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=bench/support/standalone.sh
+source "$(dirname "$0")/support/standalone.sh"
+bench_setup server-cpu
 head -c $((256 << 20)) /dev/zero | tr '\0' 'x' > "$work/origin.img"
-truncate -s 540M "$work/cache.img"
-node "$tree/dist/src/cli/main.js" create --cache "$work/cache.img" --origin "$work/origin.img" --mode writeback >/dev/null
-node "$tree/dist/src/cli/main.js" serve --cache "$work/cache.img" --socket "$work/s.sock" --control "$work/c.sock" \
-  --ram-cache 0 --set dirty-threshold=100 --set dirty-max-age=off > "$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do grep -q '^ready ' "$work/serve.log" && break; sleep 0.1; done
-grep -q '^ready ' "$work/serve.log" || { echo "server-cpu: the server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
-uri="nbd+unix:///?socket=$work/s.sock"
+bench_serve "$tree" 540M --ram-cache 0 --set dirty-threshold=100 --set dirty-max-age=off
 fio --name=fill --ioengine=nbd --uri="$uri" --rw=read --bs=1M --iodepth=8 --size=256M >/dev/null 2>&1
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-before=$(ticks)
+before=$(server_ticks)
 terse=$(fio --name=measure --ioengine=nbd --uri="$uri" --rw="$rw" --bs=4k --iodepth=32 --size=256M --time_based \
   --runtime="$seconds" --rate_iops="$iops" --output-format=terse 2>/dev/null | tail -n 1)
-after=$(ticks)
+after=$(server_ticks)
 # Terse v3: field 6 is KiB read, 47 KiB written.
 if [ "$rw" = randread ]; then kib=$(cut -d';' -f6 <<<"$terse"); else kib=$(cut -d';' -f47 <<<"$terse"); fi
 requests=$((kib / 4))
