@@ -565,12 +565,18 @@ export class Cleaner {
         turn.locked();
       }
       // Re-check under the locks: a block may have been invalidated or cleaned meanwhile (and
-      // made dirty again: then its latest record is not dirty and it waits for a later round).
+      // made dirty again: then its latest record is not dirty and it waits for a later round),
+      // and a slot of a run may hold another block now (freed and reused since the round sorted
+      // its runs): a run is written as one origin write at its first block's place, so its
+      // blocks must still be consecutive, or it waits for a later round. Writing such a run put
+      // one block's data at another's place and called it clean (test-ram-coherence lost a write).
       const live: number[] = [];
       let liveBlocks = 0;
       let scattered = 0;
       chunk.forEach((run, r) => {
-        if (!run.every((slot, i) => engine.index.get(origins[r]![i]!) === slot && table.has(slot, DIRTY) && table.has(slot, PERSISTED_DIRTY))) return;
+        const blocks = origins[r]!;
+        if (!run.every((slot, i) => blocks[i] === blocks[0]! + i && engine.index.get(blocks[i]!) === slot &&
+          table.has(slot, DIRTY) && table.has(slot, PERSISTED_DIRTY))) return;
         live.push(r);
         liveBlocks += run.length;
         for (let i = 0; i < run.length; i++) if (i === 0 || run[i] !== run[i - 1]! + 1) scattered++;
