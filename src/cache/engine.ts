@@ -198,15 +198,19 @@ export class CacheEngine implements BlockDevice {
       this.stats.reads++;
       this.stats.bytesRead += target.length;
       const bypass = this.readStreams.observe(offsetBytes, target.length, this.sequentialCutoffBytes);
+      // Each fast path takes its locks before it returns a promise: requests keep their arrival order.
       if (target.length > this.blockBytes) {
-        // Each fast path takes its locks before it returns a promise: requests keep their arrival order.
         const hits = this.readRunOfHits(target, offsetBytes);
         if (hits !== null && await hits) return;
-        const cold = hits === null && !bypass ? this.readRunOfMisses(target, offsetBytes) : null;
+      }
+      if (!bypass) {
+        // Readahead first: a cold read up to the window also fetches its cold neighbours;
+        // a longer one (or one with no neighbour to fetch) is a cold run of its own blocks.
+        const ahead = this.readAhead(target, offsetBytes);
+        if (ahead !== null) return await ahead;
+        const cold = target.length > this.blockBytes ? this.readRunOfMisses(target, offsetBytes) : null;
         if (cold !== null) return await cold;
       }
-      const ahead = bypass ? null : this.readAhead(target, offsetBytes);
-      if (ahead !== null) return await ahead;
       await this.forEachBlock(offsetBytes, target.length, (originBlock, inner, length, at) =>
         this.readBlock(originBlock, inner, target.subarray(at, at + length), bypass));
     } finally {

@@ -3,7 +3,8 @@
 // only; the read is exact, the neighbours are cached clean with their
 // checksums and later reads of them are hits. The extension stops at a cached,
 // locked or RAM-resident block and at a full set (never evicting); a failed wider
-// read is retried alone; readahead 0 fetches nothing more.
+// read is retried alone; readahead 0 fetches nothing more; a cold read of several
+// blocks up to the window reads ahead too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDevice } from '../devices/memory-device.js';
@@ -133,6 +134,22 @@ test('readahead 0 fetches nothing more', async () => {
     await engine.read(Buffer.alloc(BLOCK), 90 * BLOCK);
     assert.equal(engine.stats.readaheadBlocks, 0);
     assert.equal(engine.index.get(91), -1);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a cold read of several blocks up to the window reads ahead too', async () => {
+  const { engine, image, origin } = await setUp();
+  try {
+    const target = Buffer.alloc(3 * BLOCK);
+    const reads = origin.reads;
+    await engine.read(target, 100 * BLOCK); // blocks 100..102: window 96..111
+    assert.deepEqual(target, image.subarray(100 * BLOCK, 103 * BLOCK));
+    assert.equal(origin.reads, reads + 1, 'one origin read');
+    assert.equal(engine.stats.readMisses, 3);
+    assert.equal(engine.stats.readaheadBlocks, WINDOW_BLOCKS - 3);
+    for (let block = 96; block < 112; block++) assert.ok(cachedClean(engine, image, block), `block ${block} cached clean`);
   } finally {
     await engine.close();
   }
