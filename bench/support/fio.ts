@@ -14,8 +14,10 @@ export interface FioPattern {
   readonly rw: 'read' | 'write' | 'randread' | 'randwrite' | 'randrw';
   readonly blockBytes: number;
   readonly depth: number;
-  /** Bytes of the device the pattern touches (from offset 0). */
+  /** Bytes of the device the pattern touches (from offsetBytes). */
   readonly sizeBytes: number;
+  /** Where the touched range starts (default 0). */
+  readonly offsetBytes?: number;
   readonly readPercent?: number;
   /** e.g. 'zipf:1.2'. */
   readonly distribution?: string;
@@ -48,6 +50,7 @@ export function fioArgs(uri: string, pattern: FioPattern): string[] {
     // Same offsets for blockcache and its peer; never verify (that is the tests' job).
     '--randrepeat=1', '--norandommap',
   ];
+  if (pattern.offsetBytes !== undefined) args.push(`--offset=${pattern.offsetBytes}`);
   if (pattern.readPercent !== undefined) args.push(`--rwmixread=${pattern.readPercent}`);
   if (pattern.distribution !== undefined) args.push(`--random_distribution=${pattern.distribution}`);
   if (!pattern.once) args.push('--time_based', `--runtime=${pattern.runtimeSeconds}`, `--ramp_time=${pattern.rampSeconds}`);
