@@ -3,7 +3,9 @@
 // Invariant: `availableBytes` is the sum of unread bytes over `chunks`, and
 // `chunks[head]` starts at `headOffset`. Consumers copy bytes out into buffers
 // they own (a reused header buffer, a WRITE payload buffer), so a chunk is never
-// referenced after it has been consumed.
+// referenced after it has been consumed. A chunk may be a view of memory its
+// producer reuses (a socket's receive buffer): the producer calls ownBytesIn
+// before reusing it.
 //
 // Concurrency: single-threaded; owned by one connection. The async `readExact`
 // is for the handshake only (one waiter at a time); the transmission phase
@@ -37,6 +39,20 @@ export class ByteQueue {
     if (waiter !== null && this.available < waiter.bytes) {
       this.waiter = null;
       waiter.reject(this.endError);
+    }
+  }
+
+  /**
+   * Copies the unread bytes that live in `shared`'s memory into buffers of their
+   * own: the caller is about to reuse `shared` (a socket's receive buffer).
+   */
+  ownBytesIn(shared: Buffer): void {
+    for (let i = this.head; i < this.chunks.length; i++) {
+      const chunk = this.chunks[i]!;
+      if (chunk.buffer !== shared.buffer) continue;
+      const from = i === this.head ? this.headOffset : 0;
+      this.chunks[i] = Buffer.from(chunk.subarray(from));
+      if (i === this.head) this.headOffset = 0;
     }
   }
 

@@ -1,8 +1,8 @@
 // One client connection: handshake, then the transmission phase.
 //
-// Transmission is a push parser driven by the socket's data events:
+// Transmission is a push parser driven by the socket's reads:
 //
-//   HEADER --(WRITE, accepted)--> PAYLOAD (copy into one Buffer) --> dispatch --> HEADER
+//   HEADER --(WRITE, accepted)--> PAYLOAD (into one Buffer) --> dispatch --> HEADER
 //   HEADER --(WRITE, rejected)--> DRAIN (discard length bytes)  --> error reply --> HEADER
 //   HEADER --(other command)----> dispatch (async; replies when done, in any order) --> HEADER
 //   HEADER --(DISC / client EOF)--> CLOSING: wait for in-flight requests, flush, end
@@ -14,11 +14,18 @@
 // socket) stay under NBD_INFLIGHT_REQUESTS_MAX / NBD_INFLIGHT_BYTES_MAX plus one
 // request: beyond that we stop reading the socket until they drain.
 //
+// Reads: the socket reads into one reused receive buffer (socket-adoption.ts);
+// bytes still unparsed when a read's handler returns are copied out of it, since
+// the next read reuses it. While a WRITE payload of at least
+// DIRECT_PAYLOAD_BYTES_MIN is being received and nothing else is queued, the
+// socket reads straight into the payload (no copy). Where Node does not let us
+// choose read buffers, 'data' events bring fresh chunks instead.
+//
 // Concurrency: requests run concurrently against the device; the device orders
 // nothing, exactly like a disk. Shutdown: requests parsed after shutdown began get
 // ESHUTDOWN; `close()` is called by the server once in-flight requests finished.
 import type { Socket } from 'node:net';
-import { NBD_EXTENTS_MAX, NBD_INFLIGHT_BYTES_MAX, NBD_INFLIGHT_REQUESTS_MAX } from '../constants.js';
+import { KiB, NBD_EXTENTS_MAX, NBD_INFLIGHT_BYTES_MAX, NBD_INFLIGHT_REQUESTS_MAX } from '../constants.js';
 import { BlockDevice, Extent, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import { isBlockcacheError } from '../stdx/errors.js';
 import { ByteQueue, connectionClosedError } from './byte-queue.js';
@@ -28,12 +35,21 @@ import { ReplyWriter, SLAB_READ_BYTES_MAX, readReplyHeaderBytes } from './reply-
 import { giveReplyBuffer, takeReplyBuffer } from './reply-buffers.js';
 import { validateRequest } from './request-validation.js';
 import { ExportConfig, NegotiatedSession, negotiate } from './server-handshake.js';
+import { adoptSocket } from './socket-adoption.js';
+import { assert } from '../stdx/assert.js';
 
 /** Offsets at or above 2^53 cannot be represented exactly; their high word is ≥ this. */
 const OFFSET_HIGH_WORD_UNSAFE = 0x200000;
 const TWO_POW_32 = 0x100000000;
 /** WRITE payloads up to this size are received into a per-connection scratch buffer (see payloadScratch). */
 const PAYLOAD_SCRATCH_BYTES = 128 * 1024;
+/**
+ * The per-connection receive buffer: one read takes up to this much (32 pipelined
+ * 4 KiB WRITEs are 132 KiB; Node's own reads take 64 KiB).
+ */
+const RECEIVE_BUFFER_BYTES = 256 * KiB;
+/** A WRITE payload with at least this much still to come is read into straight from the socket. */
+const DIRECT_PAYLOAD_BYTES_MIN = 32 * KiB;
 /** After `close()`, a peer that does not take our last bytes is dropped after this long. */
 const CLOSE_LINGER_MS = 2000;
 
@@ -75,19 +91,32 @@ export class ServerConnection {
    * payload writeNow declines is copied out before the asynchronous path runs.
    */
   private readonly payloadScratch: Buffer | null;
+  /** Where reads land when they do not go straight into a payload (adopted sockets only). */
+  private readonly receiveBuffer = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);
+  private readonly socket: Socket;
 
+  /** `accepted` must be paused (a server made with pauseOnConnect), so it has not read yet. */
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly device: BlockDevice,
     private readonly config: ExportConfig,
     private readonly log: (line: string) => void,
     private readonly onClosed: (connection: ServerConnection) => void,
+    ownReadBuffers = true,
   ) {
+    const adopted = ownReadBuffers
+      ? adoptSocket(accepted, { next: () => this.nextReadBuffer(), onRead: (bytes, buffer) => this.onRead(bytes, buffer) }, true)
+      : null;
+    const socket = adopted ?? accepted;
+    this.socket = socket;
+    if (adopted === null) {
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      socket.resume();
+    }
     this.replies = new ReplyWriter(socket);
     this.deviceReadNow = device.readNow !== undefined ? device.readNow.bind(device) : null;
     this.deviceReadPinned = device.readPinned !== undefined ? device.readPinned.bind(device) : null;
     this.payloadScratch = device.writeNow !== undefined ? Buffer.allocUnsafe(PAYLOAD_SCRATCH_BYTES) : null;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('drain', () => this.maybeResume());
     socket.on('error', (error: NodeJS.ErrnoException) => {
@@ -162,10 +191,39 @@ export class ServerConnection {
     this.lingerTimer = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
   }
 
+  /** The socket's `data` events (a fresh chunk each) where reads cannot be adopted. */
   private onData(chunk: Buffer): void {
     if (this.phase === 'closing' || this.phase === 'closed') return;
     this.queue.push(chunk);
     if (this.phase === 'transmission') this.pump();
+  }
+
+  /** The buffer the socket's next read goes into: the rest of the WRITE payload being received, or the receive buffer. */
+  private nextReadBuffer(): Buffer {
+    const target = this.payloadTarget;
+    // A payload being received has taken every queued byte (receivePayload), so the read continues it.
+    if (target !== null && this.phase === 'transmission' && target.length - this.payloadFilledBytes >= DIRECT_PAYLOAD_BYTES_MIN) {
+      assert(this.queue.availableBytes === 0, 'a payload being received while bytes are queued');
+      return target.subarray(this.payloadFilledBytes);
+    }
+    return this.receiveBuffer;
+  }
+
+  /** An adopted socket's read of `bytes` into `buffer` (what nextReadBuffer gave). */
+  private onRead(bytes: number, buffer: Buffer): void {
+    if (buffer !== this.receiveBuffer) {
+      // Straight into the payload being received: nothing else can have changed it since nextReadBuffer.
+      const target = this.payloadTarget;
+      assert(target !== null && buffer.buffer === target.buffer && buffer.byteOffset === target.byteOffset + this.payloadFilledBytes &&
+        bytes <= target.length - this.payloadFilledBytes, 'a read into a payload that is not being received');
+      this.payloadFilledBytes += bytes;
+      this.pump();
+      return;
+    }
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    this.queue.push(buffer.subarray(0, bytes));
+    if (this.phase === 'transmission') this.pump();
+    this.queue.ownBytesIn(this.receiveBuffer); // the next read reuses the receive buffer
   }
 
   private onEnd(): void {

@@ -31,6 +31,12 @@ export interface NbdServerOptions {
   log?: (line: string) => void;
   /** Default NBD_HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
+  /**
+   * Default true: each connection reads into its own reused buffer, and large WRITE
+   * payloads straight from the socket (src/nbd/socket-adoption.ts). False: through
+   * 'data' events, as where Node does not let a server choose its read buffers.
+   */
+  ownReadBuffers?: boolean;
 }
 
 /** Owner-only permissions for the Unix socket. */
@@ -100,7 +106,7 @@ export class NbdServer {
   }
 
   private createServer(): net.Server {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     server.maxConnections = NBD_CONNECTIONS_MAX;
     server.on('error', (error) => this.log(`nbd: listener error: ${error.message}`));
     this.servers.push(server);
@@ -114,7 +120,7 @@ export class NbdServer {
     }
     if (socket.remoteFamily !== undefined) socket.setNoDelay(true);
     const connection = new ServerConnection(socket, this.options.device, this.config, this.log,
-      (closed) => this.connections.delete(closed));
+      (closed) => this.connections.delete(closed), this.options.ownReadBuffers ?? true);
     this.connections.add(connection);
     void connection.start();
   }
