@@ -10,6 +10,7 @@ import { createCache, openCache } from './open-cache.js';
 import { CLIENTS_IDLE_AFTER_MS, DIRTY_PACE_BYTES_PER_SECOND_MIN } from '../constants.js';
 import { RATE_BURST_SECONDS } from './rate-limiter.js';
 import type { CacheEngine } from './engine.js';
+import { clockWithRealTimers } from '../stdx/timebase.js';
 
 const BLOCK = 4096;
 const LOCATION = { name: 'cleaner-pace-origin', deviceId: 11, inode: 11 };
@@ -23,7 +24,7 @@ async function setUp(dirtyPaceMs: number) {
   const origin = new MemoryDevice(64 * 1024 * 1024);
   await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK, assoc: 'full' });
   const { engine } = await openCache({
-    cache, origin, originLocation: LOCATION, commitIntervalMs: NEVER_MS, settings: { dirtyThresholdPercent: 100, dirtyPaceMs }, clock: () => clock.now,
+    cache, origin, originLocation: LOCATION, commitIntervalMs: NEVER_MS, settings: { dirtyThresholdPercent: 100, dirtyPaceMs }, time: clockWithRealTimers(() => clock.now),
   });
   // Half the cache dirty, single-block runs; every dirty record durable.
   const blocks = Math.floor(engine.mapping.cacheBlocks / 2);

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDevice } from '../devices/memory-device.js';
 import { createCache, openCache } from './open-cache.js';
+import { clockWithRealTimers } from '../stdx/timebase.js';
 
 const BLOCK = 4096;
 const LOCATION = { name: 'cleaner-stale-runs-origin', deviceId: 11, inode: 11 };
@@ -31,7 +32,7 @@ test('a writeback run whose slot was given to another block meanwhile never writ
   await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK, assoc: 'full' });
   // A frozen clock: once the first run has taken the one write a second allows, the next waits until woken.
   const { engine } = await openCache({
-    cache, origin, originLocation: LOCATION, commitIntervalMs: 0, readaheadBytes: 0, clock: () => 0,
+    cache, origin, originLocation: LOCATION, commitIntervalMs: 0, readaheadBytes: 0, time: clockWithRealTimers(() => 0),
     settings: { dirtyThresholdPercent: 100, writebackRateIops: 1, dirtyMaxAgeMs: 0, dirtyPaceMs: 0 },
   });
   try {

@@ -21,8 +21,9 @@
 // keeps one origin write in flight (instead of writebackConcurrency) and lets
 // pending I/O run before each write. "Paced": while clients are busy, threshold
 // cleaning writes back at a rate proportional to its excess (writeback-pace.ts).
-// Time comes from an injectable clock; the age scan's timer is unref'd and every
-// timer stops in stop().
+// Time comes from an injectable timebase (clock and timers: real time, or the
+// crash simulator's virtual time); its timers never keep the process alive and
+// every one stops in stop().
 import {
   DIRTY_THRESHOLD_PERCENT_DEFAULT, WRITEBACK_INFLIGHT_MAX, MiB, DIRTY_MAX_AGE_MS_DEFAULT, WRITEBACK_CONCURRENCY_DEFAULT,
   WRITEBACK_CHUNK_BYTES_MAX, WRITEBACK_CHUNKS_INFLIGHT, SCATTER_IO_PIECES_MIN, DIRTY_PACE_MS_DEFAULT, CLIENTS_IDLE_AFTER_MS,
@@ -35,6 +36,7 @@ import { RateMeter } from './rate-meter.js';
 import { paceBytesPerSecond } from './writeback-pace.js';
 import { crc32c } from '../stdx/checksum.js';
 import { assert } from '../stdx/assert.js';
+import { Cancel, REAL_TIME, Timebase, every, sleepOn } from '../stdx/timebase.js';
 import type { CacheEngine } from './engine.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, VALID } from './slot-table.js';
 
@@ -70,9 +72,6 @@ export interface CleanerSettings {
   dirtyPaceMs: number;
 }
 
-/** Milliseconds on a monotonic clock. */
-export type Clock = () => number;
-
 export class Cleaner {
   readonly settings: CleanerSettings;
   private round: Promise<void> | undefined;
@@ -99,12 +98,12 @@ export class Cleaner {
    */
   private readonly dirtySinceMs: Float64Array;
   private agedSlots: number[] = [];
-  private ageTimer: NodeJS.Timeout | undefined;
+  private cancelAgeScan: Cancel | undefined;
   private readonly sleepers = new Set<() => void>();
   /** The batched-I/O workers have been started (noteDirty). */
   private ioWarm = false;
 
-  constructor(private readonly engine: CacheEngine, settings: Partial<CleanerSettings> = {}, readonly clock: Clock = () => performance.now()) {
+  constructor(private readonly engine: CacheEngine, settings: Partial<CleanerSettings> = {}, readonly time: Timebase = REAL_TIME) {
     this.settings = {
       dirtyThresholdPercent: settings.dirtyThresholdPercent ?? DIRTY_THRESHOLD_PERCENT_DEFAULT,
       writebackInflightMax: settings.writebackInflightMax ?? WRITEBACK_INFLIGHT_MAX,
@@ -128,13 +127,12 @@ export class Cleaner {
     assert(this.settings.writebackConcurrency >= 1 && this.settings.writebackInflightMax >= 1 && this.settings.dirtyPaceMs >= 0);
     this.limiter.set(this.settings.writebackRateBytesPerSecond, this.settings.writebackRateIops);
     this.pacedBytesPerSecond = 0;
-    if (this.ageTimer) clearInterval(this.ageTimer);
-    this.ageTimer = undefined;
+    this.cancelAgeScan?.();
+    this.cancelAgeScan = undefined;
     this.agedSlots = [];
     if (this.settings.dirtyMaxAgeMs > 0 && !this.stopped) {
       const interval = Math.min(AGE_SCAN_INTERVAL_MS_MAX, Math.max(AGE_SCAN_INTERVAL_MS_MIN, this.settings.dirtyMaxAgeMs / 4));
-      this.ageTimer = setInterval(() => this.scanAges(), interval);
-      this.ageTimer.unref();
+      this.cancelAgeScan = every(this.time, interval, () => this.scanAges());
     }
     this.wakeSleepers();
     if (!this.stopped) this.noteDirty();
@@ -142,7 +140,7 @@ export class Cleaner {
 
   /** Bytes per second written back now, and the seconds a flush would take at that rate (null: unknown). */
   estimate(): { rateBytesPerSecond: number; etaSeconds: number | null } {
-    const now = this.clock();
+    const now = this.time.now();
     const current = this.meter.rate(now);
     let rate = current > 0 ? current : this.meter.busyRate;
     if (this.limiter.bytesPerSecond > 0 && current === 0) rate = rate > 0 ? Math.min(rate, this.limiter.bytesPerSecond) : this.limiter.bytesPerSecond;
@@ -153,7 +151,7 @@ export class Cleaner {
 
   /** Notes every set's dirty age; schedules an age round when some are too old and clients are idle. */
   private scanAges(): void {
-    const now = this.clock();
+    const now = this.time.now();
     const table = this.engine.table;
     const mapping = this.engine.mapping;
     const aged: number[] = [];
@@ -312,7 +310,7 @@ export class Cleaner {
             // Every dirty block is busy with a client request; let them finish.
             idleRounds++;
             assert(idleRounds < 100_000, 'writeback made no progress');
-            await new Promise((resolve) => setTimeout(resolve, 1));
+            await sleepOn(this.time, 1);
             continue;
           }
           idleRounds = 0;
@@ -346,8 +344,8 @@ export class Cleaner {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ageTimer) clearInterval(this.ageTimer);
-    this.ageTimer = undefined;
+    this.cancelAgeScan?.();
+    this.cancelAgeScan = undefined;
     this.wakeSleepers();
     while (this.round) await this.round;
   }
@@ -360,16 +358,15 @@ export class Cleaner {
     return sortByOrigin(slots, table.originOf);
   }
 
-  /** Waits `ms` (unref'd), or less if stop(), a flush or a settings change wakes it. */
+  /** Waits `ms` on the timebase, or less if stop(), a flush or a settings change wakes it. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        cancel();
         this.sleepers.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, ms);
-      timer.unref();
+      const cancel = this.time.after(ms, done);
       this.sleepers.add(done);
     });
   }
@@ -382,7 +379,7 @@ export class Cleaner {
   private async backgroundTurn(bytes: number): Promise<boolean> {
     for (;;) {
       if (this.stopped || this.flushing > 0) return false;
-      const now = this.clock();
+      const now = this.time.now();
       let delay = this.limiter.delayMs(now);
       const pace = this.paceRate(now);
       if (pace > 0) {
@@ -399,8 +396,8 @@ export class Cleaner {
     // Foreground first: let pending client I/O callbacks run before this write starts.
     if (this.engine.inflight > 0) await new Promise((resolve) => setImmediate(resolve));
     if (this.stopped || this.flushing > 0) return false;
-    this.limiter.take(bytes, this.clock());
-    if (this.pacedBytesPerSecond > 0) this.pace.take(bytes, this.clock());
+    this.limiter.take(bytes, this.time.now());
+    if (this.pacedBytesPerSecond > 0) this.pace.take(bytes, this.time.now());
     return true;
   }
 
@@ -665,7 +662,7 @@ export class Cleaner {
     const lastLength = engine.internals.blockLength(originBlocks[originBlocks.length - 1]!);
     const length = (run.length - 1) * blockBytes + lastLength;
     await engine.writebackWrite(data.subarray(0, length), originBlocks[0]! * blockBytes);
-    this.meter.add(length, this.clock());
+    this.meter.add(length, this.time.now());
     run.forEach((slot, i) => {
       table.setDirty(slot, false);
       const set = engine.mapping.setOfCacheBlock(slot);

@@ -29,7 +29,8 @@ import { BlockLocks, SharedRange } from './block-locks.js';
 import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
-import { Cleaner, CleanerSettings, Clock } from './cleaner.js';
+import { Cleaner, CleanerSettings } from './cleaner.js';
+import { Cancel, REAL_TIME, Timebase, every } from '../stdx/timebase.js';
 import { CoalescingDevice } from '../layers/coalescing-device.js';
 import { ErrorBudget, ERRORS_TO_DEGRADE, ERRORS_TO_RECOVER } from './error-budget.js';
 import { SequentialDetector } from './sequential-detector.js';
@@ -58,8 +59,8 @@ export interface EngineParts {
   readonly settings?: Partial<CleanerSettings>;
   readonly commitIntervalMs?: number;
   readonly log?: (line: string) => void;
-  /** Monotonic milliseconds for time-based cleaning (default performance.now). */
-  readonly clock?: Clock;
+  /** Clock and timers of background work: writeback, age scan, periodic commit, RAM writer (default real time). */
+  readonly time?: Timebase;
   /** Request streams at least this long bypass the cache (0 = never). */
   readonly sequentialCutoffBytes?: number;
   /** Readahead window on read misses, into free slots only (0 = off). */
@@ -136,7 +137,8 @@ export class CacheEngine implements BlockDevice {
    */
   private originWritesCompleted = 0;
   private originWritesFlushed = 0;
-  private commitTimer: NodeJS.Timeout | undefined;
+  private cancelCommitTimer: Cancel | undefined;
+  readonly time: Timebase;
   private readonly evictableCheck = (slot: number): boolean => this.isEvictable(slot);
   /**
    * The RAM tier (null = off). A valid page holds its block's newest content:
@@ -172,7 +174,8 @@ export class CacheEngine implements BlockDevice {
     this.pool = new BufferPool(this.blockBytes, BUFFER_POOL_KEEP);
     this.log = parts.log ?? (() => {});
     this.intent = superblock.originWritesUncommitted ? 'set' : 'clear';
-    this.cleaner = new Cleaner(this, parts.settings, parts.clock);
+    this.time = parts.time ?? REAL_TIME;
+    this.cleaner = new Cleaner(this, parts.settings, this.time);
     this.sequentialCutoffBytes = parts.sequentialCutoffBytes ?? SEQUENTIAL_CUTOFF_BYTES_DEFAULT;
     this.readaheadBytes = parts.readaheadBytes ?? READAHEAD_BYTES_DEFAULT;
     this.ram = this.newRamTier(parts.ramBytes ?? 0);
@@ -181,11 +184,10 @@ export class CacheEngine implements BlockDevice {
       pushRamBlock: (originBlock) => this.pushRamBlock(originBlock),
       clientRequests: () => this.stats.reads + this.stats.writes,
       log: this.log,
-    }, parts.clock ?? (() => performance.now()));
+    }, this.time);
     const interval = parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT;
     if (interval > 0) {
-      this.commitTimer = setInterval(() => this.periodicCommit(), interval);
-      this.commitTimer.unref();
+      this.cancelCommitTimer = every(this.time, interval, () => this.periodicCommit());
     }
   }
 
@@ -355,7 +357,7 @@ export class CacheEngine implements BlockDevice {
     }
     if (ram.dirtyCount + newlyDirty > ram.dirtyMax) return false;
     if (this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes)) return false;
-    const now = this.cleaner.clock();
+    const now = this.time.now();
     let hits = 0; // counted only if the write completes here (a decline is redone, and counted, by write())
     for (let block = first; block <= last; block++) {
       const start = Math.max(offsetBytes, block * blockBytes);
@@ -505,7 +507,7 @@ export class CacheEngine implements BlockDevice {
     await this.ramWriter.stop();
     await this.ramWriter.pushAll(); // dirty RAM pages land in the SSD tier, where they persist
     await this.cleaner.stop();
-    if (this.commitTimer) clearInterval(this.commitTimer);
+    this.cancelCommitTimer?.();
     await this.commit();
     if (this.recordsDeferred > 0) {
       // The superblock still says origin writes are uncommitted: the next start recovers, dropping clean copies.
@@ -1090,7 +1092,7 @@ export class CacheEngine implements BlockDevice {
       : inner === 0 && data.length === this.blockLength(originBlock) && ram.dirtyCount < ram.dirtyMax)) {
       if (page < 0) page = ram.allocate(originBlock);
       if (page >= 0) {
-        this.absorb(ram, page, inner, data, 0, data.length, this.cleaner.clock());
+        this.absorb(ram, page, inner, data, 0, data.length, this.time.now());
         this.ramWriter.noteDirty();
         return;
       }
@@ -1551,7 +1553,7 @@ export class CacheEngine implements BlockDevice {
 
   /** True when a timer commits changed records every commit interval (not in tests and detach, which pass 0). */
   get commitsPeriodically(): boolean {
-    return this.commitTimer !== undefined;
+    return this.cancelCommitTimer !== undefined;
   }
 
   /** True while a commit (or a queued one) has not finished: staged records may not be durable yet. */

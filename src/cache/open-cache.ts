@@ -14,7 +14,8 @@ import { BlockcacheError, isBlockcacheError } from '../stdx/errors.js';
 import { crc32c } from '../stdx/checksum.js';
 import { BlockIndex } from './block-index.js';
 import { CacheEngine } from './engine.js';
-import { CleanerSettings, Clock } from './cleaner.js';
+import { CleanerSettings } from './cleaner.js';
+import type { Timebase } from '../stdx/timebase.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY_ON_DISK, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
 import { ASSOC_DEFAULT, BLOCK_BYTES_DEFAULT } from '../constants.js';
@@ -112,8 +113,8 @@ export interface OpenOptions {
   readonly readaheadBytes?: number;
   readonly log?: (line: string) => void;
   readonly progress?: (phase: string, done: number, total: number) => void;
-  /** Milliseconds on a monotonic clock (tests); default performance.now. */
-  readonly clock?: Clock;
+  /** Clock and timers of background work (tests, the crash simulator); default real time. */
+  readonly time?: Timebase;
 }
 
 export interface RecoveryReport {
@@ -156,7 +157,7 @@ export async function openCache(options: OpenOptions): Promise<{ engine: CacheEn
   await store.updateSuperblock({ cleanShutdown: false, origin: { ...superblock.origin, fingerprintValid: false } });
   await options.cache.flush();
   const engine = new CacheEngine({ cache: options.cache, origin: options.origin, store, table, index, policy,
-    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, readaheadBytes: options.readaheadBytes, log: options.log, clock: options.clock });
+    settings: options.settings, commitIntervalMs: options.commitIntervalMs, ramBytes: options.ramBytes, readaheadBytes: options.readaheadBytes, log: options.log, time: options.time });
   return { engine, report: { ...counts, cleanShutdown: superblock.cleanShutdown, damagedSuperblockCopies: damagedCopies, originChanged } };
 }
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { RAM_CLIENTS_IDLE_MS, RAM_DIRTY_EXPIRE_MS, RAM_PUSH_BUSY_INFLIGHT } from '../constants.js';
 import { RamTier } from './ram-tier.js';
 import { RamWriter } from './ram-writer.js';
+import { clockWithRealTimers } from '../stdx/timebase.js';
 
 const BLOCK = 4096;
 
@@ -25,7 +26,7 @@ function setup(pages: number) {
     }),
     clientRequests: () => requests,
     log: () => {},
-  }, () => clock.now);
+  }, clockWithRealTimers(() => clock.now));
   /** A client write: one more request, the block's page dirty. */
   const write = (block: number) => {
     requests++;

@@ -16,7 +16,7 @@
 import {
   RAM_BACKGROUND_PERCENT, RAM_CLIENTS_IDLE_MS, RAM_DIRTY_EXPIRE_MS, RAM_PUSH_BUSY_INFLIGHT, RAM_PUSH_INFLIGHT_MAX, RAM_PUSH_RETRY_MS,
 } from '../constants.js';
-import type { Clock } from './cleaner.js';
+import { Cancel, Timebase } from '../stdx/timebase.js';
 import type { RamTier } from './ram-tier.js';
 
 export interface RamPushTarget {
@@ -30,7 +30,7 @@ export interface RamPushTarget {
 
 export class RamWriter {
   private readonly pushing = new Set<number>();
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: Cancel | undefined;
   private timerDueMs = Number.POSITIVE_INFINITY;
   private stopped = false;
   private failedAtMs = Number.NEGATIVE_INFINITY;
@@ -41,7 +41,7 @@ export class RamWriter {
   /** Pages pushed down so far (background and flushes). */
   pushed = 0;
 
-  constructor(private readonly target: RamPushTarget, private readonly clock: Clock) {}
+  constructor(private readonly target: RamPushTarget, private readonly time: Timebase) {}
 
   /** A page became dirty: push now if over the background mark, else when the oldest expires. */
   noteDirty(): void {
@@ -81,7 +81,7 @@ export class RamWriter {
   private pump(): void {
     const ram = this.target.ram;
     if (ram === null || this.stopped) return;
-    const now = this.clock();
+    const now = this.time.now();
     if (now - this.failedAtMs < RAM_PUSH_RETRY_MS) {
       this.arm(this.failedAtMs + RAM_PUSH_RETRY_MS);
       return;
@@ -122,10 +122,10 @@ export class RamWriter {
     void this.target.pushRamBlock(block).then(() => {
       this.pushed++;
     }, (error: unknown) => {
-      if (this.failedAtMs < 0 || this.clock() - this.failedAtMs >= RAM_PUSH_RETRY_MS) {
+      if (this.failedAtMs < 0 || this.time.now() - this.failedAtMs >= RAM_PUSH_RETRY_MS) {
         this.target.log(`RAM tier writeback failed (retrying): ${(error as Error).message}`);
       }
-      this.failedAtMs = this.clock();
+      this.failedAtMs = this.time.now();
     }).finally(() => {
       this.pushing.delete(block);
       if (this.pushing.size === 0 && this.idleWaiters.length > 0) {
@@ -138,20 +138,19 @@ export class RamWriter {
   }
 
   private arm(dueMs: number): void {
-    if (this.timer !== undefined && this.timerDueMs <= dueMs) return;
+    if (this.cancelTimer !== undefined && this.timerDueMs <= dueMs) return;
     this.clearTimer();
     this.timerDueMs = dueMs;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
+    this.cancelTimer = this.time.after(Math.max(1, dueMs - this.time.now()), () => {
+      this.cancelTimer = undefined;
       this.timerDueMs = Number.POSITIVE_INFINITY;
       this.pump();
-    }, Math.max(1, dueMs - this.clock()));
-    this.timer.unref();
+    });
   }
 
   private clearTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
     this.timerDueMs = Number.POSITIVE_INFINITY;
   }
 }

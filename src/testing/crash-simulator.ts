@@ -2,8 +2,10 @@
 // devices (src/testing/crash-device.ts) with random concurrent requests,
 // crashes both devices at a random instant, recovers with openCache, and checks
 // CONTRACT.md's durability rules against a reference model. Everything random
-// comes from one seed, and device latency is counted in microtask turns, so a
-// failure replays exactly: `node dist/src/testing/sim-main.js --seed S`.
+// comes from one seed, device latency is counted in microtask turns, and the
+// engine's background work (paced writeback, commits, the RAM tier's writer)
+// runs on virtual time (virtual-time.ts), so a failure replays exactly:
+// `node dist/src/testing/sim-main.js --seed S`.
 // Testing only; never imported by product code.
 //
 // The model. Every sector (512 bytes) an operation writes gets content that
@@ -41,6 +43,7 @@ import { crc32c } from '../stdx/checksum.js';
 import { assert } from '../stdx/assert.js';
 import { CrashDevice } from './crash-device.js';
 import { Prng } from './prng.js';
+import { Scope, VirtualTime } from './virtual-time.js';
 
 /** Deliberately broken set-ups the simulator must catch (the checker's own test). */
 export const CANARIES = ['lying-flush', 'lying-origin-flush', 'no-intent', 'ignore-fua', 'flush-noop', 'ram-flush-no-push', 'ram-keeps-stale'] as const;
@@ -57,6 +60,8 @@ const PACE_SEED_SALT = 0x50414345;
 const SYNC_READS_SEED_SALT = 0x53594e43;
 /** Salt of the readahead draw ('AHED'); its own generator, like the others. */
 const READAHEAD_SEED_SALT = 0x41484544;
+/** Salt of the draw of time-driven settings ('TIME'); its own generator, like the others. */
+const TIME_SEED_SALT = 0x54494d45;
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -229,6 +234,18 @@ interface Config {
   synchronousCacheReads: boolean;
   /** Readahead window on read misses; 0 = off. */
   readaheadBytes: number;
+  /** Virtual milliseconds that pass per request issued. */
+  msPerRequest: number;
+  /** Periodic commit interval on virtual time; 0 = none (the simulation's own commit requests only). */
+  commitIntervalMs: number;
+  /** writeback-rate in operations per second; undefined = unlimited. */
+  writebackRateIops?: number;
+  /** dirty-max-age; undefined = the default. */
+  dirtyMaxAgeMs?: number;
+  /** Share of requests that are extra whole-block trims (frees slots while writeback rounds wait: slot reuse). */
+  extraTrimShare: number;
+  /** Most FLUSH requests become commits: a flush ends a background round, so without this few rounds get far. */
+  flushesRare: boolean;
 }
 
 function chooseConfig(random: Prng, originMiBMax: number): Config {
@@ -252,6 +269,10 @@ function chooseConfig(random: Prng, originMiBMax: number): Config {
     ramBytes: 0,
     synchronousCacheReads: false,
     readaheadBytes: 0,
+    msPerRequest: 0,
+    commitIntervalMs: 0,
+    extraTrimShare: 0,
+    flushesRare: false,
   };
 }
 
@@ -281,6 +302,25 @@ function chooseReadahead(seed: number, blockBytes: number): number {
   return random.chance(0.5) ? 0 : blockBytes * 2 ** (1 + random.below(5));
 }
 
+/**
+ * Time-driven settings, from their own generator (old seeds keep every other draw). Background
+ * work runs on virtual time: rounds paced to a short dirty-pace or a low writeback-rate wait
+ * between their runs while requests go on; commits and age rounds come from timers.
+ */
+function chooseTiming(seed: number, config: Config): void {
+  const random = new Prng((seed ^ TIME_SEED_SALT) >>> 0);
+  config.msPerRequest = [0.02, 0.1, 0.5, 2][random.below(4)]!;
+  config.commitIntervalMs = random.chance(0.5) ? 0 : 1 + random.below(50);
+  // A rate under which each background run waits for a few to a few dozen requests: a crash cycle
+  // is at most OPS_PER_CYCLE_DEFAULT requests, so a slower rate would let a round write one run per cycle.
+  if (random.chance(0.6)) config.writebackRateIops = Math.ceil(1000 / (config.msPerRequest * (3 + random.below(58))));
+  if (random.chance(0.3)) config.dirtyMaxAgeMs = 5 + random.below(200);
+  // Besides full speed and the default 30 s: a short pace, which drives most rounds' writes apart.
+  if (config.dirtyPaceMs === undefined && random.chance(0.5)) config.dirtyPaceMs = 20 + random.below(500);
+  if (random.chance(0.4)) config.extraTrimShare = (5 + random.below(20)) / 100;
+  config.flushesRare = random.chance(0.5);
+}
+
 class Violation extends Error {}
 
 export class CrashSimulation {
@@ -297,6 +337,10 @@ export class CrashSimulation {
   private recoveredDirty = 0;
   private tornSectors = 0;
   private readonly log: (line: string) => void;
+  private completions = 0;
+  private readonly time = new VirtualTime(() => this.requests + this.completions);
+  /** The current engine's timers: dropped when it crashes. */
+  private timers: Scope | undefined;
 
   constructor(private readonly options: SimulationOptions) {
     this.random = new Prng(options.seed);
@@ -306,6 +350,7 @@ export class CrashSimulation {
     this.config.dirtyPaceMs = chooseDirtyPace(options.seed);
     this.config.synchronousCacheReads = new Prng((options.seed ^ SYNC_READS_SEED_SALT) >>> 0).chance(0.5);
     this.config.readaheadBytes = chooseReadahead(options.seed, this.config.blockBytes);
+    chooseTiming(options.seed, this.config);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
     this.log = options.log ?? (() => {});
   }
@@ -315,7 +360,10 @@ export class CrashSimulation {
     return `mode=${c.mode} block=${c.blockBytes / 1024}K origin=${c.originBytes / MiB}MiB cacheBlocks=${c.cacheBlocks} assoc=${c.assoc} `
       + `policy=${c.policy} dirtyThreshold=${c.dirtyThresholdPercent ?? 'default'} writebackInflight=${c.writebackInflightMax ?? 'default'} `
       + `dirtyPace=${c.dirtyPaceMs ?? 'default'} syncCacheReads=${c.synchronousCacheReads} readahead=${c.readaheadBytes / c.blockBytes} `
-      + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes}${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
+      + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes} msPerRequest=${c.msPerRequest} `
+      + `commitInterval=${c.commitIntervalMs} writebackIops=${c.writebackRateIops ?? 'unlimited'} dirtyMaxAge=${c.dirtyMaxAgeMs ?? 'default'} `
+      + `extraTrims=${c.extraTrimShare} flushesRare=${c.flushesRare}`
+      + `${this.options.canary ? ` canary=${this.options.canary}` : ''}`;
   }
 
   async run(): Promise<SimulationResult> {
@@ -369,10 +417,15 @@ export class CrashSimulation {
     if (c.dirtyThresholdPercent !== undefined) settings.dirtyThresholdPercent = c.dirtyThresholdPercent;
     if (c.writebackInflightMax !== undefined) settings.writebackInflightMax = c.writebackInflightMax;
     if (c.dirtyPaceMs !== undefined) settings.dirtyPaceMs = c.dirtyPaceMs;
+    if (c.writebackRateIops !== undefined) settings.writebackRateIops = c.writebackRateIops;
+    if (c.dirtyMaxAgeMs !== undefined) settings.dirtyMaxAgeMs = c.dirtyMaxAgeMs;
+    this.timers?.drop();
+    this.timers = this.time.scope();
     let opened;
     try {
       opened = await this.deadline(openCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'),
-        originLocation: LOCATION, settings, commitIntervalMs: 0, ramBytes: c.ramBytes, readaheadBytes: c.readaheadBytes }), `openCache after ${why}`);
+        originLocation: LOCATION, settings, commitIntervalMs: c.commitIntervalMs, ramBytes: c.ramBytes, readaheadBytes: c.readaheadBytes,
+        time: this.timers }), `openCache after ${why}`);
     } catch (error) {
       if (error instanceof Violation) throw error;
       this.violations.push(`cycle ${this.cycle}: openCache after ${why} failed: ${(error as Error).message}`);
@@ -437,6 +490,7 @@ export class CrashSimulation {
     const inflight = new Set<Promise<void>>();
     for (let op = 0; op < ops && this.violations.length === 0; op++) {
       while (inflight.size >= concurrency) await this.deadline(Promise.race(inflight), 'waiting for a request');
+      this.time.advance(this.config.msPerRequest);
       const request = this.issue(cycle);
       if (!request) continue;
       const tracked = request.finally(() => inflight.delete(tracked));
@@ -449,6 +503,7 @@ export class CrashSimulation {
     // Let some requests finish, some stay in flight; then lose power.
     await this.turns(this.random.below(closing ? 400 : 64));
     const crashRandom = new Prng(this.random.next());
+    this.timers?.drop(); // a dead process's timers never fire
     const cachePending = this.cache.pendingSectors;
     const originPending = this.origin.pendingSectors;
     this.cache = this.cache.crash(crashRandom);
@@ -460,10 +515,12 @@ export class CrashSimulation {
   /** Sometimes the power fails again while recovery runs: recovery must survive its own crash. */
   private async maybeCrashDuringRecovery(): Promise<void> {
     if (!this.random.chance(0.2)) return;
+    const timers = this.time.scope();
     const attempt = openCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'),
-      originLocation: LOCATION, commitIntervalMs: 0 });
+      originLocation: LOCATION, commitIntervalMs: 0, time: timers });
     attempt.catch(() => {});
     await this.turns(this.random.below(300));
+    timers.drop();
     const crashRandom = new Prng(this.random.next());
     this.cache = this.cache.crash(crashRandom);
     this.origin = this.origin.crash(crashRandom);
@@ -476,12 +533,13 @@ export class CrashSimulation {
 
   /** Picks and starts one request; undefined when the chosen range is busy. */
   private issue(cycle: number): Promise<void> | undefined {
-    const kind = this.random.below(100);
     this.requests++;
+    if (this.config.extraTrimShare > 0 && this.random.chance(this.config.extraTrimShare)) return this.issueZeroOrTrim(cycle, 'trim', true);
+    const kind = this.random.below(100);
     if (kind < 38) return this.issueWrite(cycle, false);
     if (kind < 43) return this.issueWrite(cycle, true);
     if (kind < 73) return this.issueRead(cycle);
-    if (kind < 80) return this.issueFlush(cycle);
+    if (kind < 80) return this.config.flushesRare && this.random.chance(0.9) ? this.guard(cycle, 'commit', this.engine.commit()) : this.issueFlush(cycle);
     if (kind < 84) return this.issueZeroOrTrim(cycle, 'zero');
     if (kind < 88) return this.issueZeroOrTrim(cycle, 'trim');
     if (kind < 93) {
@@ -492,14 +550,14 @@ export class CrashSimulation {
   }
 
   /** A sector range: whole blocks, a part of a block (sub-block writes), or a few sectors; biased to a hot region. */
-  private pickRange(): { first: number; count: number } {
+  private pickRange(wholeBlocks = false): { first: number; count: number } {
     const sectors = this.model.sectors;
     const blockSectors = this.config.blockBytes / SECTOR_BYTES;
     const hot = this.random.chance(0.6);
     const span = hot ? Math.max(blockSectors * 8, Math.floor(sectors / 6)) : sectors;
     let first = this.random.below(span);
     let count: number;
-    const shape = this.random.below(3);
+    const shape = wholeBlocks ? 0 : this.random.below(3);
     if (shape === 0) {
       first -= first % blockSectors;
       count = blockSectors * (1 + this.random.below(3));
@@ -524,8 +582,8 @@ export class CrashSimulation {
     return this.guard(cycle, `write v${version}`, done, () => this.acknowledge(first, count, version, fua));
   }
 
-  private issueZeroOrTrim(cycle: number, kind: 'zero' | 'trim'): Promise<void> | undefined {
-    const { first, count } = this.pickRange();
+  private issueZeroOrTrim(cycle: number, kind: 'zero' | 'trim', wholeBlocks = false): Promise<void> | undefined {
+    const { first, count } = this.pickRange(wholeBlocks);
     if (!this.model.canWrite(first, count)) return undefined;
     const entry = kind === 'zero' ? ZERO : WILDCARD;
     for (let s = first; s < first + count; s++) this.model.inflight[s] = entry;
@@ -587,6 +645,7 @@ export class CrashSimulation {
       if (!(error instanceof Violation)) throw error;
     };
     return request.then(() => {
+      this.completions++;
       if (cycle === this.cycle) onDone?.();
     }, (error: unknown) => {
       if (cycle === this.cycle) this.violation(`${what} failed: ${(error as Error).message}`);
@@ -649,10 +708,15 @@ export class CrashSimulation {
     const cycle = this.cycle;
     const count = this.random.below(40);
     for (let i = 0; i < count; i++) {
+      this.time.advance(this.config.msPerRequest);
       const request = this.issue(cycle);
       if (request) await this.deadline(request, 'churn request');
     }
-    if (this.random.chance(0.5)) await this.deadline(this.engine.writebackAll(), 'writebackAll');
+    if (this.random.chance(0.5)) {
+      await this.deadline(this.engine.writebackAll(), 'writebackAll');
+      // Every block is clean now, so the origin alone holds the data (rule 4, before later writes can hide a misplaced one).
+      this.checkExact(this.origin.currentImage(), 'origin after writebackAll');
+    }
     this.checkExact(await this.readEverything('churn read'), 'after churn');
     if (this.random.chance(0.6)) {
       await this.deadline(this.engine.close(), 'close');
