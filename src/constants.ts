@@ -196,6 +196,14 @@ export const NBD_EXTENTS_MAX = 1024 * 1024;
 export const NBD_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Client side: requests in flight per NbdDevice before callers queue. */
 export const NBD_CLIENT_INFLIGHT_MAX = 64;
+/**
+ * An NBD connection's receive buffer, reused for every socket read (server and client): one
+ * read takes up to this much (32 pipelined 4 KiB WRITEs are 132 KiB; Node's own reads take
+ * 64 KiB, each into a fresh Buffer).
+ */
+export const NBD_RECEIVE_BUFFER_BYTES = 256 * KiB;
+/** A WRITE payload (server) or READ reply data (client) with at least this much still to come is read straight into its buffer. */
+export const NBD_DIRECT_READ_BYTES_MIN = 32 * KiB;
 /** Client side: handshake or connect that takes longer than this fails. */
 export const NBD_CLIENT_CONNECT_TIMEOUT_MS = 10_000;
 

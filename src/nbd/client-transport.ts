@@ -7,6 +7,11 @@
 //   HEADER --OFFSET_DATA------> DATA_OFFSET (8 bytes) --> CHUNK_DATA (copy into target) --> HEADER
 //   HEADER --other chunk------> CHUNK_PAYLOAD (whole payload, bounded) --> HEADER
 //
+// The owner reads the socket into a reused receive buffer and pushes what
+// arrived into the queue; while READ data of at least NBD_DIRECT_READ_BYTES_MIN
+// is still to come and nothing else is queued, it reads straight into the
+// caller's target instead (directTarget, onDirectData): no copy.
+//
 // Invariants: at most NBD_CLIENT_INFLIGHT_MAX requests are on the wire; more
 // callers wait in FIFO order. Any protocol violation or EOF fails every pending
 // and waiting request with a clear error, and every later request at once:
@@ -220,12 +225,34 @@ export class ClientTransport {
     const take = Math.min(this.queue.availableBytes, this.remainingBytes);
     if (take === 0) return false;
     this.queue.copyOut(this.current!.target!, this.targetAt, take);
-    this.targetAt += take;
-    this.remainingBytes -= take;
+    return this.dataArrived(take);
+  }
+
+  /** `bytes` of the current READ data are in the target; true when that data is complete. */
+  private dataArrived(bytes: number): boolean {
+    this.targetAt += bytes;
+    this.remainingBytes -= bytes;
     if (this.remainingBytes > 0) return false;
     if (this.state === 'simple-data') this.finish();
     else this.endChunk();
     return true;
+  }
+
+  /**
+   * Where the next socket read may go straight: the rest of the READ data being received,
+   * when at least `minBytes` of it is still to come and nothing is queued before it; else null.
+   */
+  directTarget(minBytes: number): Buffer | null {
+    if (this.failure !== null || (this.state !== 'simple-data' && this.state !== 'chunk-data')) return null;
+    if (this.remainingBytes < minBytes || this.queue.availableBytes !== 0) return null;
+    return this.current!.target!.subarray(this.targetAt, this.targetAt + this.remainingBytes);
+  }
+
+  /** A socket read put `bytes` into the buffer directTarget gave (nothing else ran in between). */
+  onDirectData(bytes: number): void {
+    assert(bytes <= this.remainingBytes && (this.state === 'simple-data' || this.state === 'chunk-data'), 'a direct read past the READ data');
+    this.dataArrived(bytes);
+    this.onData();
   }
 
   private parseChunkPayload(): boolean {

@@ -13,7 +13,7 @@
 // Concurrency: any number of callers; at most NBD_CLIENT_INFLIGHT_MAX requests
 // on the wire (see ClientTransport).
 import * as net from 'node:net';
-import { GiB, NBD_CLIENT_CONNECT_TIMEOUT_MS, NBD_PAYLOAD_BYTES_MAX } from '../constants.js';
+import { GiB, NBD_CLIENT_CONNECT_TIMEOUT_MS, NBD_DIRECT_READ_BYTES_MIN, NBD_PAYLOAD_BYTES_MAX, NBD_RECEIVE_BUFFER_BYTES } from '../constants.js';
 import { BlockDevice, DeviceCapabilities, WriteFlags, ZeroFlags, checkRange } from '../devices/block-device.js';
 import { BlockcacheError } from '../stdx/errors.js';
 import { ByteQueue } from './byte-queue.js';
@@ -56,16 +56,28 @@ export class NbdDevice implements BlockDevice {
   /** Connects and negotiates; rejects with DEVICE_OPEN / NBD_REFUSED / NBD_PROTOCOL. */
   static async connect(uri: string): Promise<NbdDevice> {
     const address = parseNbdUri(uri);
-    const socket = address.transport === 'unix'
-      ? net.connect({ path: address.socketPath })
-      : net.connect({ host: address.host, port: address.port });
     const queue = new ByteQueue();
     const closedError = new BlockcacheError('EIO', `${uri}: connection closed by server`);
     let transport: ClientTransport | null = null;
-    socket.on('data', (chunk: Buffer) => {
-      queue.push(chunk);
-      transport?.onData();
-    });
+    // Reads go into one reused buffer (bytes left unparsed are copied out before the next
+    // read), or straight into a READ's target while its data streams in: no fresh Buffer per
+    // read, no copy of the data (the server does the same: src/nbd/socket-adoption.ts).
+    const receiveBuffer = Buffer.allocUnsafe(NBD_RECEIVE_BUFFER_BYTES);
+    const onread = {
+      buffer: (): Buffer => transport?.directTarget(NBD_DIRECT_READ_BYTES_MIN) ?? receiveBuffer,
+      callback: (bytes: number, buffer: Uint8Array): boolean => {
+        if (buffer !== receiveBuffer) transport!.onDirectData(bytes);
+        else {
+          queue.push(receiveBuffer.subarray(0, bytes));
+          transport?.onData();
+          queue.ownBytesIn(receiveBuffer);
+        }
+        return true; // keep reading
+      },
+    };
+    const socket = address.transport === 'unix'
+      ? net.connect({ path: address.socketPath, onread })
+      : net.connect({ host: address.host, port: address.port, onread });
     socket.on('error', () => { /* reported through 'close' */ });
     socket.on('close', () => {
       queue.end(closedError);

@@ -17,7 +17,7 @@
 // Reads: the socket reads into one reused receive buffer (socket-adoption.ts);
 // bytes still unparsed when a read's handler returns are copied out of it, since
 // the next read reuses it. While a WRITE payload of at least
-// DIRECT_PAYLOAD_BYTES_MIN is being received and nothing else is queued, the
+// NBD_DIRECT_READ_BYTES_MIN is being received and nothing else is queued, the
 // socket reads straight into the payload (no copy). Where Node does not let us
 // choose read buffers, 'data' events bring fresh chunks instead.
 //
@@ -25,7 +25,7 @@
 // nothing, exactly like a disk. Shutdown: requests parsed after shutdown began get
 // ESHUTDOWN; `close()` is called by the server once in-flight requests finished.
 import type { Socket } from 'node:net';
-import { KiB, NBD_EXTENTS_MAX, NBD_INFLIGHT_BYTES_MAX, NBD_INFLIGHT_REQUESTS_MAX } from '../constants.js';
+import { NBD_DIRECT_READ_BYTES_MIN, NBD_EXTENTS_MAX, NBD_INFLIGHT_BYTES_MAX, NBD_INFLIGHT_REQUESTS_MAX, NBD_RECEIVE_BUFFER_BYTES } from '../constants.js';
 import { BlockDevice, Extent, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import { isBlockcacheError } from '../stdx/errors.js';
 import { ByteQueue, connectionClosedError } from './byte-queue.js';
@@ -43,13 +43,6 @@ const OFFSET_HIGH_WORD_UNSAFE = 0x200000;
 const TWO_POW_32 = 0x100000000;
 /** WRITE payloads up to this size are received into a per-connection scratch buffer (see payloadScratch). */
 const PAYLOAD_SCRATCH_BYTES = 128 * 1024;
-/**
- * The per-connection receive buffer: one read takes up to this much (32 pipelined
- * 4 KiB WRITEs are 132 KiB; Node's own reads take 64 KiB).
- */
-const RECEIVE_BUFFER_BYTES = 256 * KiB;
-/** A WRITE payload with at least this much still to come is read into straight from the socket. */
-const DIRECT_PAYLOAD_BYTES_MIN = 32 * KiB;
 /** After `close()`, a peer that does not take our last bytes is dropped after this long. */
 const CLOSE_LINGER_MS = 2000;
 
@@ -92,7 +85,7 @@ export class ServerConnection {
    */
   private readonly payloadScratch: Buffer | null;
   /** Where reads land when they do not go straight into a payload (adopted sockets only). */
-  private readonly receiveBuffer = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);
+  private readonly receiveBuffer = Buffer.allocUnsafe(NBD_RECEIVE_BUFFER_BYTES);
   private readonly socket: Socket;
 
   /** `accepted` must be paused (a server made with pauseOnConnect), so it has not read yet. */
@@ -202,7 +195,7 @@ export class ServerConnection {
   private nextReadBuffer(): Buffer {
     const target = this.payloadTarget;
     // A payload being received has taken every queued byte (receivePayload), so the read continues it.
-    if (target !== null && this.phase === 'transmission' && target.length - this.payloadFilledBytes >= DIRECT_PAYLOAD_BYTES_MIN) {
+    if (target !== null && this.phase === 'transmission' && target.length - this.payloadFilledBytes >= NBD_DIRECT_READ_BYTES_MIN) {
       assert(this.queue.availableBytes === 0, 'a payload being received while bytes are queued');
       return target.subarray(this.payloadFilledBytes);
     }

@@ -8,7 +8,7 @@ import * as P from '../../src/nbd/protocol.js';
 import { isBlockcacheError } from '../../src/stdx/errors.js';
 import { NbdTarget, startNbdkit } from '../support/nbd-servers.js';
 import { withTimeout } from '../support/wait.js';
-import { checkConcurrentUnaligned, checkRangeErrors, checkRoundTrips, checkZeroTrimFlush, rejection } from './client-checks.js';
+import { checkConcurrentReads, checkConcurrentUnaligned, checkRangeErrors, checkRoundTrips, checkZeroTrimFlush, rejection } from './client-checks.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -29,6 +29,7 @@ describe('NbdDevice against nbdkit memory', () => {
     assert.equal(device.structuredReplies, true);
     assert.equal(device.capabilities.multiConn, true);
     await checkRoundTrips(device);
+    await checkConcurrentReads(device);
     await checkZeroTrimFlush(device);
     await checkConcurrentUnaligned(device);
     await checkRangeErrors(device);
@@ -39,6 +40,7 @@ describe('NbdDevice against nbdkit memory', () => {
     assert.equal(device.structuredReplies, false);
     assert.equal(device.transmissionFlags & P.NBD_FLAG_SEND_DF, 0);
     await checkRoundTrips(device);
+    await checkConcurrentReads(device);
     await checkZeroTrimFlush(device);
   });
 
