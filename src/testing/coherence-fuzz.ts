@@ -12,14 +12,22 @@
 // after a flush, every block reads exactly its newest version, and after
 // writebackAll and close the origin holds exactly that.
 //
+// A zero-copy read's views must not change while it holds them (a lent page is
+// never reused or written): their bytes are compared with a copy taken when the
+// read completed, when the loan is given back; some loans are held across
+// several more of the reader's requests, so eviction gets to look at lent pages.
+//
 // Device latency is a random number of microtask turns per operation, or now
-// and then a turn of the event loop, drawn from the seed; the cleaner's pacing
-// uses real time, so a failing seed usually but not always replays. `node dist/src/testing/coherence-fuzz-main.js --seeds N --seed S`.
-import { BlockDevice, DeviceCapabilities, WriteFlags, ZeroFlags } from '../devices/block-device.js';
+// and then a turn of the event loop, drawn from the seed. Background work
+// (paced writeback) runs on virtual time that moves with the requests
+// (virtual-time.ts), so a failing seed replays exactly.
+// `node dist/src/testing/coherence-fuzz-main.js --seeds N --seed S`.
+import { BlockDevice, DeviceCapabilities, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import { MemoryDevice } from '../devices/memory-device.js';
 import { createCache, openCache } from '../cache/open-cache.js';
 import { CacheMode } from '../format/superblock.js';
 import { Prng } from './prng.js';
+import { VirtualTime } from './virtual-time.js';
 
 const BLOCK = 4096;
 const ORIGIN_BLOCKS = 512;
@@ -30,6 +38,10 @@ const REQUESTS = 150;
 const ZERO = -1;
 const TRIMMED = -2;
 const LOCATION = { name: 'coherence-fuzz-origin', deviceId: 3, inode: 3 };
+/** Virtual milliseconds per request issued: the writeback rate (2000 a second) lets a run out every ~10 requests. */
+const MS_PER_REQUEST = 0.05;
+/** A held zero-copy read is checked and given back after this many more of its reader's requests, at most. */
+const HELD_LOAN_REQUESTS_MAX = 12;
 
 /** Waits `turns` microtask turns (device latency). */
 async function turns(count: number): Promise<void> {
@@ -100,13 +112,20 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
   const readaheadBlocks = random.chance(0.5) ? 2 ** (1 + random.below(4)) : 0;
   const turnsMax = 1 + random.below(12);
   const config = `mode=${mode} ram=${ramPages} readahead=${readaheadBlocks} latency=${turnsMax}`;
+  let requests = 0;
+  const time = new VirtualTime(() => requests);
+  const timers = time.scope();
+  const issued = (): void => {
+    requests++;
+    time.advance(MS_PER_REQUEST);
+  };
   const origin = new MemoryDevice(ORIGIN_BLOCKS * BLOCK);
   const cacheMemory = new MemoryDevice(1024 * 1024); // ~200 blocks: fewer than the blocks in play
   await createCache({ cache: cacheMemory, origin, originLocation: LOCATION, mode, blockBytes: BLOCK, assoc: 64 });
   const { engine } = await openCache({
     cache: new SlowDevice(cacheMemory, new Prng(random.next()), turnsMax), origin: new SlowDevice(origin, new Prng(random.next()), turnsMax),
     originLocation: LOCATION, commitIntervalMs: 0, ramBytes: ramPages * BLOCK, readaheadBytes: readaheadBlocks * BLOCK,
-    settings: { dirtyThresholdPercent: 10, writebackInflightMax: 8, writebackRateIops: 2000 },
+    settings: { dirtyThresholdPercent: 10, writebackInflightMax: 8, writebackRateIops: 2000 }, time: timers,
   });
   const history: number[][] = Array.from({ length: ORIGIN_BLOCKS }, () => [ZERO]);
   const inflight: (number | null)[] = new Array(ORIGIN_BLOCKS).fill(null);
@@ -135,6 +154,7 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
     for (let n = 0; n < REQUESTS && violations.length === 0; n++) {
       const block = first + rng.below(per);
       const kind = rng.next() / 2 ** 32;
+      issued();
       if (kind < 0.06) {
         const entry = kind < 0.03 ? ZERO : TRIMMED;
         inflight[block] = entry;
@@ -158,23 +178,52 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
     }
   };
 
+  /** A zero-copy read's loan: its views must still hold exactly `bytes` when it is given back. */
+  interface Loan { readonly pinned: PinnedRead; readonly bytes: Buffer; readonly first: number; dueAfter: number }
+  const giveBack = (loan: Loan): void => {
+    const now = Buffer.concat(loan.pinned.views);
+    if (!now.equals(loan.bytes)) {
+      for (let i = 0; i * BLOCK < now.length; i++) {
+        const at = i * BLOCK;
+        if (!now.subarray(at, at + BLOCK).equals(loan.bytes.subarray(at, at + BLOCK))) {
+          violations.push(`a lent view of block ${loan.first + i} changed while lent: ${decode(loan.bytes.subarray(at, at + BLOCK), loan.first + i)} became ${decode(now.subarray(at, at + BLOCK), loan.first + i)}`);
+          break;
+        }
+      }
+    }
+    loan.pinned.release();
+  };
+
   const reader = async (): Promise<void> => {
     const rng = new Prng(random.next());
+    const held: Loan[] = [];
     for (let n = 0; n < REQUESTS && violations.length === 0; n++) {
+      for (const loan of held.filter((l) => l.dueAfter <= n)) giveBack(loan);
+      held.splice(0, held.length, ...held.filter((l) => l.dueAfter > n));
+      issued();
       const first = rng.below(ORIGIN_BLOCKS);
       const run = Math.min(rng.chance(0.75) ? 1 + rng.below(8) : 17 + rng.below(24), ORIGIN_BLOCKS - first);
       const floors = Array.from({ length: run }, (_, i) => history[first + i]!.length - 1);
       const pinned = run * BLOCK > 64 * 1024 ? engine.readPinned(first * BLOCK, run * BLOCK) : null;
       if (pinned !== null) {
-        await turns(rng.below(40)); // the reply is being sent: writes meanwhile must move lent pages
-        check('zero-copy read', Buffer.concat(pinned.views), first, floors);
-        pinned.release();
+        const bytes = Buffer.concat(pinned.views);
+        check('zero-copy read', bytes, first, floors);
+        const loan = { pinned, bytes, first, dueAfter: n };
+        // The reply is being sent: writes meanwhile must move lent pages, and eviction must pass them by.
+        if (rng.chance(0.5)) {
+          loan.dueAfter = n + 1 + rng.below(HELD_LOAN_REQUESTS_MAX);
+          held.push(loan);
+        } else {
+          await turns(rng.below(40));
+          giveBack(loan);
+        }
         continue;
       }
       const target = Buffer.alloc(run * BLOCK);
       if (!engine.readNow(target, first * BLOCK)) await engine.read(target, first * BLOCK);
       check('read', target, first, floors);
     }
+    for (const loan of held) giveBack(loan);
   };
 
   let running = true;
@@ -222,6 +271,7 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
   } finally {
     running = false;
     if (!closed) await engine.close().catch(() => {});
+    timers.drop();
   }
   return { seed, config, violations, zeroCopyReads, moves };
 }
