@@ -144,6 +144,7 @@ export class CacheEngine implements BlockDevice {
   private originWritesCompleted = 0;
   private originWritesFlushed = 0;
   private cancelCommitTimer: Cancel | undefined;
+  private commitEveryMs = 0;
   readonly time: Timebase;
   private readonly evictableCheck = (slot: number): boolean => this.isEvictable(slot);
   /**
@@ -191,10 +192,7 @@ export class CacheEngine implements BlockDevice {
       clientRequests: () => this.stats.reads + this.stats.writes,
       log: this.log,
     }, this.time);
-    const interval = parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT;
-    if (interval > 0) {
-      this.cancelCommitTimer = every(this.time, interval, () => this.periodicCommit());
-    }
+    this.setCommitInterval(parts.commitIntervalMs ?? COMMIT_INTERVAL_MS_DEFAULT);
   }
 
   // ---- public BlockDevice ---------------------------------------------------
@@ -611,6 +609,22 @@ export class CacheEngine implements BlockDevice {
     const pages = Math.floor(bytes / this.blockBytes);
     if (pages === 0) return null;
     return new RamTier(pages, this.blockBytes, Math.max(1, Math.floor((pages * RAM_DIRTY_PERCENT) / 100)));
+  }
+
+  /** Milliseconds between periodic commits (0: none, as in tests and detach). */
+  get commitIntervalMs(): number {
+    return this.commitEveryMs;
+  }
+
+  /** Re-arms the periodic commit to run every `ms` milliseconds (0 = never); its count starts now. */
+  setCommitInterval(ms: number): void {
+    assert(Number.isSafeInteger(ms) && ms >= 0, 'a commit interval is a whole number of milliseconds');
+    this.cancelCommitTimer?.();
+    this.cancelCommitTimer = undefined;
+    this.commitEveryMs = ms;
+    if (ms > 0 && this.state !== 'stopping' && this.state !== 'stopped') {
+      this.cancelCommitTimer = every(this.time, ms, () => this.periodicCommit());
+    }
   }
 
   /** Changes the readahead window (0 = off). */

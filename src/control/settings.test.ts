@@ -57,3 +57,11 @@ test('the rate limiter holds its long-run rate', () => {
   assert.ok(bytes <= 10 * 1024 * 1024 + 65536 + 0.1 * 1024 * 1024, `${bytes}`);
   assert.ok(bytes >= 9 * 1024 * 1024);
 });
+
+test('commit-interval takes a duration and never off', () => {
+  assert.equal(parseDurationMs('commit-interval', '2s', 1000, 600_000, false), 2000);
+  for (const bad of ['0', 'off', '500ms', '11m', 'often']) {
+    assert.throws(() => parseDurationMs('commit-interval', bad, 1000, 600_000, false),
+      (error: Error) => /^commit-interval: .*expected a duration from 1s to 10m/.test(error.message));
+  }
+});

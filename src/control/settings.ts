@@ -10,6 +10,8 @@
 //   writeback-rate=RATE            0/unlimited, SIZE[/s] (K M G: powers of 1024, optional iB),
 //                                  iops=N, or both: 20M,iops=500
 //   writeback-concurrency=N        1..256 origin writes in flight  (default 8)
+//   commit-interval=DURATION       1s..10m: metadata is committed at least this often; each
+//                                  commit flushes the cache device            (default 5s)
 //   sequential-cutoff=SIZE         0/off, or 4K..64G               (default off)
 //   readahead=SIZE                 0/off, or 8K..4M: a read miss also fetches the cold blocks around
 //                                  it in this aligned window, into free cache slots only (default 128K)
@@ -35,6 +37,9 @@ const DIRTY_MAX_AGE_MS_MIN = 100;
 const DIRTY_MAX_AGE_MS_MAX = 7 * 86_400_000;
 const DIRTY_PACE_MS_MIN = 1000;
 const DIRTY_PACE_MS_MAX = 3_600_000;
+/** Commits more often than this cost a cache-device flush each for little warmth; rarer ones keep cleaned slots unusable long. */
+const COMMIT_INTERVAL_MS_MIN = 1000;
+const COMMIT_INTERVAL_MS_MAX = 600_000;
 const SEQUENTIAL_CUTOFF_BYTES_MIN = 4 * KiB;
 const SEQUENTIAL_CUTOFF_BYTES_MAX = 64 * KiB ** 3;
 /** A window of one 4 KiB block fetches nothing more; two is the least that reads ahead. */
@@ -92,10 +97,14 @@ function inRange(key: string, text: string, value: number, minimum: number, maxi
   return value;
 }
 
-export function parseDurationMs(key: string, text: string, minimumMs = DIRTY_MAX_AGE_MS_MIN, maximumMs = DIRTY_MAX_AGE_MS_MAX): number {
-  const expected = `0/off or a duration from ${formatDurationMs(minimumMs)} to ${formatDurationMs(maximumMs)}, e.g. 30s, 5m, 1h`;
+/** A duration from `minimumMs` to `maximumMs`, or 0 for '0'/'off' when `offAllowed`. */
+export function parseDurationMs(key: string, text: string, minimumMs = DIRTY_MAX_AGE_MS_MIN, maximumMs = DIRTY_MAX_AGE_MS_MAX, offAllowed = true): number {
+  const expected = `${offAllowed ? '0/off or ' : ''}a duration from ${formatDurationMs(minimumMs)} to ${formatDurationMs(maximumMs)}, e.g. 30s, 5m, 1h`;
   const trimmed = text.trim().toLowerCase();
-  if (trimmed === 'off' || trimmed === '0') return 0;
+  if (trimmed === 'off' || trimmed === '0') {
+    if (!offAllowed) throw bad(key, text, expected);
+    return 0;
+  }
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|)$/.exec(trimmed);
   if (!match) throw bad(key, text, expected);
   const value = Math.round(Number(match[1]) * DURATION_FACTORS_MS[match[2]!]!);
@@ -203,6 +212,14 @@ const SETTINGS: ReadonlyArray<Setting<never>> = [
     parse: (text) => parseInteger('writeback-concurrency', text, 1, WRITEBACK_CONCURRENCY_MAX),
     format: (value: number) => String(value),
     ...cleanerNumber('writebackConcurrency'),
+  } satisfies Setting<number>,
+  {
+    key: 'commit-interval', syntax: 'DURATION (1s..10m)',
+    description: 'cache fills, cleaned blocks and writes no FLUSH covered are committed to the cache device at least this often (a crash forgets at most this much warmth); each commit flushes the cache device',
+    parse: (text) => parseDurationMs('commit-interval', text, COMMIT_INTERVAL_MS_MIN, COMMIT_INTERVAL_MS_MAX, false),
+    format: formatDurationMs,
+    read: (engine) => engine.commitIntervalMs,
+    apply: (engine, value: number) => engine.setCommitInterval(value),
   } satisfies Setting<number>,
   {
     key: 'sequential-cutoff', syntax: 'SIZE (0/off, 4K..64G)',

@@ -1,21 +1,26 @@
 // Runtime settings through `blockcache set` and POST /settings: every setting
 // rejects bad values with a one-line error and changes nothing; `set` alone
 // lists the values; a policy switch keeps every cached block; leaving
-// writeback flushes first; policy and mode survive a restart.
+// writeback flushes first; policy and mode survive a restart; the commit
+// interval set at start (serve --set) and at runtime is the one the server keeps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createFileCache, withServeScope } from '../support/blockcache.js';
 import { requireTools, runChecked } from '../support/process.js';
+import { waitFor } from '../support/wait.js';
 import { controlRequest } from '../../src/control/control-server.js';
 import { blockcache, blockcacheChecked, setSettings, statusOf } from '../support/writeback.js';
 
 const MiB = 1024 * 1024;
+/** Longer than the default commit interval (5 s): a fill still uncommitted after this was held by the longer interval set. */
+const PAST_DEFAULT_INTERVAL_MS = 7000;
 
 const BAD_VALUES: Record<string, string[]> = {
   'dirty-threshold': ['101', '-1', 'abc', '20.5', ''],
   'dirty-max-age': ['10x', '-5s', '50ms', '8d', 'soon'],
   'writeback-rate': ['fast', '20Q', '1K', 'iops=-1', 'iops=abc', '20M,30M', 'iops=5,iops=6', '2T'],
   'writeback-concurrency': ['0', '257', 'many'],
+  'commit-interval': ['0', 'off', '500ms', '11m', 'often'],
   'sequential-cutoff': ['1K', '100G', 'big', '-4K'],
   'ram-cache': ['65G', 'plenty', '-1M', '1.5G'],
   policy: ['nosuch', 'opt', 'LRU'],
@@ -26,10 +31,11 @@ test('settings: bad values are rejected, values listed, policy and mode switched
   await requireTools(['nbdsh']);
   await withServeScope(async ({ directory, serve }) => {
     const { cache } = await createFileCache(directory, { originBytes: 32 * MiB, cacheBytes: 8 * MiB, mode: 'writeback', policy: 'lru', assoc: 'full' });
-    const served = await serve(cache);
+    const served = await serve(cache, ['--set', 'commit-interval=10m']);
     const listed = await blockcacheChecked(['set', '--control', served.control]);
     for (const key of Object.keys(BAD_VALUES)) assert.match(listed.stdout, new RegExp(`^${key}=`, 'm'), `set lists ${key}`);
     const initial = await setSettings(served.control);
+    assert.equal(initial['commit-interval'], '10m', 'serve --set applied the interval');
 
     for (const [key, values] of Object.entries(BAD_VALUES)) {
       for (const value of values) {
@@ -57,6 +63,14 @@ test('settings: bad values are rejected, values listed, policy and mode switched
     const json = await controlRequest(served.control, 'POST', '/settings', JSON.stringify({ 'writeback-rate': 0, 'sequential-cutoff': 'off' }));
     assert.equal(json.status, 200, json.body);
     assert.equal(JSON.parse(json.body)['writeback-rate'], '0');
+
+    // The interval holds: cache fills wait for it, past the default's 5 s, until a shorter one is set.
+    const commitsBefore = (await statusOf(served.control)).commits;
+    await runChecked('nbdsh', ['-u', served.uri, '-c', `h.pread(${MiB}, ${20 * MiB})`]);
+    await new Promise((resolve) => setTimeout(resolve, PAST_DEFAULT_INTERVAL_MS));
+    assert.equal((await statusOf(served.control)).commits, commitsBefore, 'no commit within 10m');
+    assert.equal((await setSettings(served.control, 'commit-interval=1s'))['commit-interval'], '1s');
+    await waitFor('a commit within the new 1 s interval', async () => (await statusOf(served.control)).commits! > commitsBefore!, 30_000);
 
     // Resizing the RAM tier pushes its dirty pages down first; the data stays exact.
     await runChecked('nbdsh', ['-u', served.uri, '-c', `h.pwrite(b'r' * 65536, ${6 * MiB})`]);
