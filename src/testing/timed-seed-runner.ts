@@ -19,10 +19,9 @@ import { assert } from '../stdx/assert.js';
 import { OperationLog } from './operation-log.js';
 
 /**
- * Wall-clock limit of one seed. A coherence-fuzz seed takes under half a second on average
- * (500 seeds in 188 s on the fuzz-lending branch); the slowest seed is not measured yet
- * (the CLI's summary prints it): 60 s leaves room for a loaded machine, and a seed over it
- * is stuck, not slow.
+ * Wall-clock limit of one seed. A coherence-fuzz seed takes about 0.3 s (seeds 101–500 in
+ * writeback: 126 s; 1001–1200 in writethrough: 89 s) and the slowest of those 600 took 1.8 s:
+ * 60 s leaves room for a loaded machine, and a seed over it is stuck, not slow.
  */
 export const SEED_TIMEOUT_MS = 60_000;
 /** Operations listed for a hung seed (besides any older one still pending). */
