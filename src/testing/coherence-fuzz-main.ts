@@ -1,32 +1,50 @@
 // CLI for the coherence fuzzer (src/testing/coherence-fuzz.ts); testing only.
-//   node dist/src/testing/coherence-fuzz-main.js --seeds N [--seed S] [--mode writeback|writethrough]
-// Prints each failing seed with its first violations and a summary; exit 1 if any failed.
+//   node dist/src/testing/coherence-fuzz-main.js --seeds N [--seed S] [--mode writeback|writethrough] [--timeout-s T]
+// Each seed runs in a worker thread with a wall-clock limit (SEED_TIMEOUT_MS unless
+// --timeout-s): a seed that hangs is reported with its last operations and the sweep
+// goes on. Prints each failing seed with its first violations and a summary; exit 1 if any failed.
 import { parseArgs } from 'node:util';
-import { runCoherenceFuzz } from './coherence-fuzz.js';
 import { CacheMode } from '../format/superblock.js';
+import { SEED_TIMEOUT_MS, TimedSeedRunner } from './timed-seed-runner.js';
+
+/** Violations printed per failing seed. */
+const VIOLATIONS_SHOWN = 3;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { seeds: { type: 'string' }, seed: { type: 'string' }, mode: { type: 'string' } } });
+  const { values } = parseArgs({ options: { seeds: { type: 'string' }, seed: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' } } });
   const count = Number(values.seeds ?? 20);
   const first = Number(values.seed ?? 1);
   const mode = (values.mode ?? 'writeback') as CacheMode;
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(first) || !['writeback', 'writethrough', 'writearound'].includes(mode)) {
-    process.stderr.write('usage: coherence-fuzz-main --seeds N [--seed S] [--mode writeback|writethrough|writearound]\n');
+  const timeoutMs = values['timeout-s'] === undefined ? SEED_TIMEOUT_MS : Number(values['timeout-s']) * 1000;
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(first) || !['writeback', 'writethrough', 'writearound'].includes(mode) ||
+    !(timeoutMs > 0)) {
+    process.stderr.write('usage: coherence-fuzz-main --seeds N [--seed S] [--mode writeback|writethrough|writearound] [--timeout-s T]\n');
     return 2;
   }
+  const runner = new TimedSeedRunner<CacheMode>(new URL('./coherence-fuzz-worker.js', import.meta.url), timeoutMs);
   const started = performance.now();
   let failing = 0;
+  let hung = 0;
   let zeroCopyReads = 0;
   let moves = 0;
-  for (let seed = first; seed < first + count; seed++) {
-    const result = await runCoherenceFuzz(seed, mode);
-    zeroCopyReads += result.zeroCopyReads;
-    moves += result.moves;
-    if (result.violations.length === 0) continue;
-    failing++;
-    process.stdout.write(`seed ${seed} (${result.config}): ${result.violations.slice(0, 3).join('; ')}\n`);
+  let slowest = { seed: first, elapsedMs: 0 };
+  try {
+    for (let seed = first; seed < first + count; seed++) {
+      const result = await runner.run(seed, mode);
+      zeroCopyReads += result.zeroCopyReads;
+      moves += result.moves;
+      if (!result.hung && result.elapsedMs > slowest.elapsedMs) slowest = { seed, elapsedMs: result.elapsedMs };
+      if (result.violations.length === 0) continue;
+      failing++;
+      if (result.hung) hung++;
+      process.stdout.write(`seed ${seed} (${result.config}): ${result.violations.slice(0, VIOLATIONS_SHOWN).join('; ')}\n`);
+    }
+  } finally {
+    await runner.stop();
   }
-  process.stdout.write(`seeds ${first}..${first + count - 1} (${mode}): ${count} run, ${failing} failing (${zeroCopyReads} zero-copy reads, ${moves} lent pages moved), ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  process.stdout.write(`seeds ${first}..${first + count - 1} (${mode}): ${count} run, ${failing} failing (${hung} hung), ` +
+    `${zeroCopyReads} zero-copy reads, ${moves} lent pages moved, slowest finished seed ${slowest.seed} ${(slowest.elapsedMs / 1000).toFixed(1)} s, ` +
+    `${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   return failing > 0 ? 1 : 0;
 }
 

@@ -5,28 +5,44 @@
 // lent pages; background writeback runs paced (it waits between runs, as under
 // client load), while writers trim and zero and a flusher commits.
 //
+// Lending is steered, since random blocks rarely meet: readers place many large
+// reads over blocks just written (so dirty pages are lent), and warm a range
+// with a copying read when it is not all in RAM and then lend it; writers aim a
+// share of their writes at blocks a reader holds lent, a dirty one first (some
+// FUA or write-zeroes: a dirty lent page then moves on the paths that write it
+// down at once rather than absorb the write), with a read of that block racing
+// the write. Medium RAM tiers lend and evict at once, so eviction looks at lent
+// pages.
+//
 // The rule is test/cache/scripts/coherence.py's: block b's content is (b,
 // version) repeated; a read of b must return b's own content at a version no
 // older than the newest acknowledged when the read began (or the version in
 // flight); after a trim anything is allowed until the next write. At the end,
 // after a flush, every block reads exactly its newest version, and after
-// writebackAll and close the origin holds exactly that.
+// writebackAll and close the origin holds exactly that. An exception (an
+// engine assertion) is a violation too.
 //
 // A zero-copy read's views must not change while it holds them (a lent page is
-// never reused or written): their bytes are compared with a copy taken when the
-// read completed, when the loan is given back; some loans are held across
-// several more of the reader's requests, so eviction gets to look at lent pages.
+// never reused or written): they are checked by the rule when lent, and their
+// bytes compared with that copy when the loan is given back. Half the loans
+// are held across up to HELD_LOAN_REQUESTS_MAX more of the reader's requests,
+// the rest for a few microtask and event-loop turns.
 //
 // Device latency is a random number of microtask turns per operation, or now
 // and then a turn of the event loop, drawn from the seed. Background work
 // (paced writeback) runs on virtual time that moves with the requests
-// (virtual-time.ts), so a failing seed replays exactly.
-// `node dist/src/testing/coherence-fuzz-main.js --seeds N --seed S`.
+// (virtual-time.ts), so a failing seed replays exactly. Every engine call is
+// recorded in an OperationLog, which shows what a hung seed was doing
+// (timed-seed-runner.ts). `node dist/src/testing/coherence-fuzz-main.js --seeds N --seed S`.
 import { BlockDevice, DeviceCapabilities, PinnedRead, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import { MemoryDevice } from '../devices/memory-device.js';
 import { createCache, openCache } from '../cache/open-cache.js';
 import { CacheMode } from '../format/superblock.js';
+import { SLAB_READ_BYTES_MAX } from '../nbd/reply-writer.js';
+import { assert } from '../stdx/assert.js';
+import { OperationLog } from './operation-log.js';
 import { Prng } from './prng.js';
+import type { SeedResult } from './timed-seed-runner.js';
 import { VirtualTime } from './virtual-time.js';
 
 const BLOCK = 4096;
@@ -37,15 +53,63 @@ const READERS = 4;
 const REQUESTS = 150;
 const ZERO = -1;
 const TRIMMED = -2;
+/** The version written over trimmed blocks before the final checks (trimmed content is undefined). */
+const FINAL_VERSION = 999_999;
 const LOCATION = { name: 'coherence-fuzz-origin', deviceId: 3, inode: 3 };
 /** Virtual milliseconds per request issued: the writeback rate (2000 a second) lets a run out every ~10 requests. */
 const MS_PER_REQUEST = 0.05;
-/** A held zero-copy read is checked and given back after this many more of its reader's requests, at most. */
+/** Share of writes that trim or write zeroes instead (half each). */
+const TRIM_OR_ZERO_CHANCE = 0.06;
+const FUA_CHANCE = 0.05;
+/** Blocks per write: runs of 1 to this many. */
+const WRITE_BLOCKS_MAX = 4;
+/** Share of reads that are large: over SLAB_READ_BYTES_MAX, which the NBD server sends zero-copy when the RAM tier holds them. */
+const LARGE_READ_CHANCE = 0.35;
+const LARGE_READ_BLOCKS_MIN = SLAB_READ_BYTES_MAX / BLOCK + 1;
+const LARGE_READ_BLOCKS_MAX = 40;
+const SMALL_READ_BLOCKS_MAX = 8;
+/** Share of large reads placed over a recently written block: its page is likely dirty when lent. */
+const RECENT_READ_CHANCE = 0.5;
+/** Recently written blocks remembered for readers to aim at. */
+const RECENT_WRITES = 16;
+/** Share of loans held across later requests of the reader (eviction gets to look at them). */
+const HELD_LOAN_CHANCE = 0.5;
+/** A held loan is checked and given back after this many more of its reader's requests, at most. */
 const HELD_LOAN_REQUESTS_MAX = 12;
+/** Other loans are held up to this many microtask turns and event-loop turns (writes, fills and the cleaner run meanwhile). */
+const LOAN_TURNS_MAX = 40;
+const LOAN_LOOP_TURNS_MAX = 3;
+/** Share of writes aimed at a block a reader holds lent (copy on write, RamTier.move), and their FUA share. */
+const LENT_WRITE_CHANCE = 0.3;
+const LENT_FUA_CHANCE = 0.3;
+/** Share of writes to lent blocks that write zeroes instead (a dirty page is zeroed in place, moved if lent). */
+const LENT_ZERO_CHANCE = 0.15;
+/** A read racing a write to a lent block starts within this many microtask turns. */
+const RACING_READ_TURNS_MAX = 8;
+/** RAM tier sizes in pages, drawn per seed (see the draw in runCoherenceFuzz). */
+const SMALL_PAGES_MIN = 16;
+const SMALL_PAGES_SPAN = 48;
+/**
+ * Medium tiers: enough pages to lend a large read (RAM_PINNED_PERCENT of them), few enough
+ * that fills evict while pages are lent (a victim must never be a lent page).
+ */
+const LENDING_PAGES_MIN = 68;
+const LENDING_PAGES_SPAN = 160;
+const LARGE_PAGES_MIN = 256;
+const LARGE_PAGES_SPAN = 512;
+/** Lines of an exception's stack kept in its violation. */
+const STACK_LINES = 4;
+/** Violations the final checks report at most (one bug usually breaks many blocks). */
+const FINAL_VIOLATIONS_MAX = 10;
 
-/** Waits `turns` microtask turns (device latency). */
+/** Waits `count` microtask turns (device latency). */
 async function turns(count: number): Promise<void> {
   for (let i = 0; i < count; i++) await Promise.resolve();
+}
+
+/** Waits `count` turns of the event loop (timers and devices' setImmediate latency run). */
+async function loopTurns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A device whose every operation first waits a random number of turns. */
@@ -95,23 +159,31 @@ function decode(data: Buffer, block: number): number | string {
   return version;
 }
 
-export interface FuzzResult {
-  readonly seed: number;
-  readonly config: string;
-  readonly violations: string[];
-  /** Reads sent zero-copy, and blocks moved off lent pages by writes (the paths the crash simulator lacks). */
-  readonly zeroCopyReads: number;
-  readonly moves: number;
+export type FuzzResult = SeedResult;
+
+/** The run's set-up drawn from its seed, without running it (what a hung seed was). */
+export function describeCoherenceFuzz(seed: number, mode: CacheMode): string {
+  return drawSetup(new Prng(seed), mode).config;
 }
 
-export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writeback'): Promise<FuzzResult> {
-  const random = new Prng(seed);
-  // Small tiers churn; large ones hold whole reads, which then go zero-copy (readPinned).
+interface Setup { readonly ramPages: number; readonly readaheadBlocks: number; readonly turnsMax: number; readonly config: string }
+
+function drawSetup(random: Prng, mode: CacheMode): Setup {
+  // Off; small (churns, never lends: a large read needs more than RAM_PINNED_PERCENT of it);
+  // medium (lends and evicts at once); large (holds whole reads, which then go zero-copy).
   const tier = random.below(20);
-  const ramPages = tier < 4 ? 0 : tier < 10 ? 16 + random.below(48) : tier < 15 ? 96 + random.below(200) : 256 + random.below(512);
+  const ramPages = tier < 3 ? 0
+    : tier < 7 ? SMALL_PAGES_MIN + random.below(SMALL_PAGES_SPAN)
+    : tier < 15 ? LENDING_PAGES_MIN + random.below(LENDING_PAGES_SPAN)
+    : LARGE_PAGES_MIN + random.below(LARGE_PAGES_SPAN);
   const readaheadBlocks = random.chance(0.5) ? 2 ** (1 + random.below(4)) : 0;
   const turnsMax = 1 + random.below(12);
-  const config = `mode=${mode} ram=${ramPages} readahead=${readaheadBlocks} latency=${turnsMax}`;
+  return { ramPages, readaheadBlocks, turnsMax, config: `mode=${mode} ram=${ramPages} readahead=${readaheadBlocks} latency=${turnsMax}` };
+}
+
+export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writeback', log = new OperationLog()): Promise<FuzzResult> {
+  const random = new Prng(seed);
+  const { ramPages, readaheadBlocks, turnsMax, config } = drawSetup(random, mode);
   let requests = 0;
   const time = new VirtualTime(() => requests);
   const timers = time.scope();
@@ -130,6 +202,20 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
   const history: number[][] = Array.from({ length: ORIGIN_BLOCKS }, () => [ZERO]);
   const inflight: (number | null)[] = new Array(ORIGIN_BLOCKS).fill(null);
   const violations: string[] = [];
+  /** Loans the readers hold per block, and the blocks written last: where writers and large reads aim. */
+  const lent = new Uint16Array(ORIGIN_BLOCKS);
+  const recent: number[] = [];
+  const fail = (what: string) => (error: unknown): void => {
+    const stack = error instanceof Error ? error.stack ?? String(error) : String(error);
+    violations.push(`${what} threw: ${stack.split('\n').slice(0, STACK_LINES).join(' | ')}`);
+  };
+  /** Runs one engine call, recorded in the log while it is under way. */
+  const logged = async <T>(description: string, call: () => Promise<T>): Promise<T> => {
+    const sequence = log.begin(description);
+    const result = await call();
+    log.end(sequence);
+    return result;
+  };
   const accepts = (block: number, floor: number, observed: number): boolean => {
     const candidates = history[block]!.slice(floor);
     const pending = inflight[block];
@@ -145,85 +231,158 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
       }
     }
   };
+  const floorsOf = (first: number, run: number): number[] => Array.from({ length: run }, (_, i) => history[first + i]!.length - 1);
+
+  /** A copying read (readNow or read), checked by the rule; it also fills the RAM tier. */
+  const copyRead = async (actor: string, first: number, run: number): Promise<void> => {
+    const floors = floorsOf(first, run);
+    const target = Buffer.alloc(run * BLOCK);
+    if (!engine.readNow(target, first * BLOCK)) await logged(`${actor}: read ${first}+${run}`, () => engine.read(target, first * BLOCK));
+    check('read', target, first, floors);
+  };
+
+  /** True if the block's RAM page is dirty (steering only: the rule never looks inside the engine). */
+  const dirtyInRam = (block: number): boolean => {
+    const page = engine.ram?.lookup(block) ?? -1;
+    return page >= 0 && engine.ram!.isDirty(page);
+  };
+  /** A block in [first, first + count) a reader holds lent, searching from `from`, one with a dirty RAM page first; -1 if none. */
+  const lentIn = (first: number, count: number, from: number): number => {
+    let found = -1;
+    for (let i = 0; i < count; i++) {
+      const block = first + ((from + i) % count);
+      if (lent[block] === 0) continue;
+      if (dirtyInRam(block)) return block;
+      if (found < 0) found = block;
+    }
+    return found;
+  };
+  /**
+   * Waits for a write; when it went to a lent block, reads that block by copy meanwhile: a
+   * write down from RAM (FUA, zeroes) must keep serving the block's newest bytes until it is done.
+   */
+  const racing = async (actor: string, writing: Promise<void>, block: number, lentBlock: boolean, rng: Prng): Promise<void> => {
+    if (!lentBlock) return writing;
+    const reading = (async () => {
+      await turns(rng.below(RACING_READ_TURNS_MAX + 1));
+      await copyRead(actor, block, 1);
+    })();
+    await Promise.all([writing, reading]);
+  };
 
   const writer = async (w: number): Promise<void> => {
+    const actor = `writer ${w}`;
     const rng = new Prng(random.next());
     const per = ORIGIN_BLOCKS / WRITERS;
     const first = w * per;
     let version = w * 100_000 + 1;
     for (let n = 0; n < REQUESTS && violations.length === 0; n++) {
-      const block = first + rng.below(per);
-      const kind = rng.next() / 2 ** 32;
       issued();
-      if (kind < 0.06) {
-        const entry = kind < 0.03 ? ZERO : TRIMMED;
+      const lentBlock = rng.chance(LENT_WRITE_CHANCE) ? lentIn(first, per, rng.below(per)) : -1;
+      const block = lentBlock >= 0 ? lentBlock : first + rng.below(per);
+      const kind = rng.next() / 2 ** 32;
+      const lentZero = kind >= TRIM_OR_ZERO_CHANCE && lentBlock >= 0 && rng.chance(LENT_ZERO_CHANCE);
+      if (kind < TRIM_OR_ZERO_CHANCE || lentZero) {
+        const entry = kind < TRIM_OR_ZERO_CHANCE / 2 || lentZero ? ZERO : TRIMMED;
+        const lentNote = lentBlock >= 0 ? ' (lent)' : '';
         inflight[block] = entry;
-        if (entry === ZERO) await engine.writeZeroes(block * BLOCK, BLOCK);
-        else await engine.trim(block * BLOCK, BLOCK);
+        if (entry === ZERO) await racing(actor, logged(`${actor}: write zeroes ${block}${lentNote}`, () => engine.writeZeroes(block * BLOCK, BLOCK)), block, lentBlock >= 0, rng);
+        else await logged(`${actor}: trim ${block}${lentNote}`, () => engine.trim(block * BLOCK, BLOCK));
         history[block]!.push(entry);
         inflight[block] = null;
         continue;
       }
-      const run = Math.min(1 + rng.below(4), first + per - block);
+      const run = Math.min(1 + rng.below(WRITE_BLOCKS_MAX), first + per - block);
       const entry = version++;
       const data = Buffer.concat(Array.from({ length: run }, (_, i) => content(block + i, entry)));
       for (let b = block; b < block + run; b++) inflight[b] = entry;
-      const flags = rng.chance(0.05) ? { fua: true } : undefined;
-      if (!engine.writeNow(data, block * BLOCK, flags)) await engine.write(data, block * BLOCK, flags);
+      const flags = rng.chance(lentBlock >= 0 ? LENT_FUA_CHANCE : FUA_CHANCE) ? { fua: true } : undefined;
+      if (!engine.writeNow(data, block * BLOCK, flags)) {
+        const description = `${actor}: write ${block}+${run} v${entry}${flags ? ' fua' : ''}${lentBlock >= 0 ? ' (lent)' : ''}`;
+        await racing(actor, logged(description, () => engine.write(data, block * BLOCK, flags)), block, lentBlock >= 0, rng);
+      }
       for (let b = block; b < block + run; b++) {
         history[b]!.push(entry);
         inflight[b] = null;
       }
+      if (recent.length < RECENT_WRITES) recent.push(block);
+      else recent[rng.below(RECENT_WRITES)] = block;
       await turns(rng.below(4));
     }
   };
 
   /** A zero-copy read's loan: its views must still hold exactly `bytes` when it is given back. */
-  interface Loan { readonly pinned: PinnedRead; readonly bytes: Buffer; readonly first: number; dueAfter: number }
-  const giveBack = (loan: Loan): void => {
+  interface Loan { readonly pinned: PinnedRead; readonly bytes: Buffer; readonly first: number; readonly run: number; dueAfter: number }
+  /** A zero-copy read if the RAM tier lends the range now, checked by the rule; null if not lent. */
+  const lend = (actor: string, first: number, run: number): Loan | null => {
+    const floors = floorsOf(first, run);
+    const pinned = engine.readPinned(first * BLOCK, run * BLOCK);
+    if (pinned === null) return null;
+    log.end(log.begin(`${actor}: zero-copy read ${first}+${run} lent`));
+    const bytes = Buffer.concat(pinned.views); // a copy
+    check('zero-copy read', bytes, first, floors);
+    for (let b = first; b < first + run; b++) lent[b]!++;
+    return { pinned, bytes, first, run, dueAfter: 0 };
+  };
+  const giveBack = (actor: string, loan: Loan): void => {
     const now = Buffer.concat(loan.pinned.views);
-    if (!now.equals(loan.bytes)) {
-      for (let i = 0; i * BLOCK < now.length; i++) {
-        const at = i * BLOCK;
-        if (!now.subarray(at, at + BLOCK).equals(loan.bytes.subarray(at, at + BLOCK))) {
-          violations.push(`a lent view of block ${loan.first + i} changed while lent: ${decode(loan.bytes.subarray(at, at + BLOCK), loan.first + i)} became ${decode(now.subarray(at, at + BLOCK), loan.first + i)}`);
-          break;
-        }
-      }
+    for (let i = 0; i < loan.run; i++) {
+      const was = loan.bytes.subarray(i * BLOCK, (i + 1) * BLOCK);
+      const is = now.subarray(i * BLOCK, (i + 1) * BLOCK);
+      if (was.equals(is)) continue;
+      violations.push(`a lent view of block ${loan.first + i} changed while lent: ${decode(was, loan.first + i)} became ${decode(is, loan.first + i)}`);
+      break;
     }
+    for (let b = loan.first; b < loan.first + loan.run; b++) lent[b]!--;
+    log.end(log.begin(`${actor}: zero-copy read ${loan.first}+${loan.run} given back`));
     loan.pinned.release();
   };
+  /** Where a large read starts: over a recently written block now and then (its page likely dirty), else anywhere. */
+  const largeReadStart = (run: number, rng: Prng): number => {
+    if (recent.length > 0 && rng.chance(RECENT_READ_CHANCE)) {
+      const block = recent[rng.below(recent.length)]!;
+      return Math.max(0, Math.min(block - rng.below(run), ORIGIN_BLOCKS - run));
+    }
+    return rng.below(ORIGIN_BLOCKS - run + 1);
+  };
 
-  const reader = async (): Promise<void> => {
+  const reader = async (r: number): Promise<void> => {
+    const actor = `reader ${r}`;
     const rng = new Prng(random.next());
-    const held: Loan[] = [];
-    for (let n = 0; n < REQUESTS && violations.length === 0; n++) {
-      for (const loan of held.filter((l) => l.dueAfter <= n)) giveBack(loan);
-      held.splice(0, held.length, ...held.filter((l) => l.dueAfter > n));
-      issued();
-      const first = rng.below(ORIGIN_BLOCKS);
-      const run = Math.min(rng.chance(0.75) ? 1 + rng.below(8) : 17 + rng.below(24), ORIGIN_BLOCKS - first);
-      const floors = Array.from({ length: run }, (_, i) => history[first + i]!.length - 1);
-      const pinned = run * BLOCK > 64 * 1024 ? engine.readPinned(first * BLOCK, run * BLOCK) : null;
-      if (pinned !== null) {
-        const bytes = Buffer.concat(pinned.views);
-        check('zero-copy read', bytes, first, floors);
-        const loan = { pinned, bytes, first, dueAfter: n };
-        // The reply is being sent: writes meanwhile must move lent pages, and eviction must pass them by.
-        if (rng.chance(0.5)) {
+    let held: Loan[] = [];
+    try {
+      for (let n = 0; n < REQUESTS && violations.length === 0; n++) {
+        const due = held.filter((loan) => loan.dueAfter <= n);
+        held = held.filter((loan) => loan.dueAfter > n);
+        for (const loan of due) giveBack(actor, loan);
+        issued();
+        if (!rng.chance(LARGE_READ_CHANCE)) {
+          const first = rng.below(ORIGIN_BLOCKS);
+          await copyRead(actor, first, Math.min(1 + rng.below(SMALL_READ_BLOCKS_MAX), ORIGIN_BLOCKS - first));
+          continue;
+        }
+        const run = LARGE_READ_BLOCKS_MIN + rng.below(LARGE_READ_BLOCKS_MAX - LARGE_READ_BLOCKS_MIN + 1);
+        const first = largeReadStart(run, rng);
+        let loan = lend(actor, first, run);
+        if (loan === null) {
+          // Not all in RAM (or too much lent): the copying read fills it, and then it is lent at once.
+          await copyRead(actor, first, run);
+          loan = lend(actor, first, run);
+          if (loan === null) continue;
+        }
+        // The reply is being sent: writes meanwhile must move lent pages, and fills must pass them by.
+        if (rng.chance(HELD_LOAN_CHANCE)) {
           loan.dueAfter = n + 1 + rng.below(HELD_LOAN_REQUESTS_MAX);
           held.push(loan);
-        } else {
-          await turns(rng.below(40));
-          giveBack(loan);
+          continue;
         }
-        continue;
+        await turns(rng.below(LOAN_TURNS_MAX + 1));
+        await loopTurns(rng.below(LOAN_LOOP_TURNS_MAX + 1));
+        giveBack(actor, loan);
       }
-      const target = Buffer.alloc(run * BLOCK);
-      if (!engine.readNow(target, first * BLOCK)) await engine.read(target, first * BLOCK);
-      check('read', target, first, floors);
+    } finally {
+      for (const loan of held) giveBack(actor, loan);
     }
-    for (const loan of held) giveBack(loan);
   };
 
   let running = true;
@@ -231,47 +390,59 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
     const rng = new Prng(random.next());
     while (running) {
       await turns(20 + rng.below(200));
-      if (rng.chance(0.7)) await engine.flush();
-      else await engine.commit();
+      if (rng.chance(0.7)) await logged('flusher: flush', () => engine.flush());
+      else await logged('flusher: commit', () => engine.commit());
     }
   };
 
+  const verify = (what: string, bytes: Buffer): void => {
+    for (let block = 0; block < ORIGIN_BLOCKS && violations.length < FINAL_VIOLATIONS_MAX; block++) {
+      const observed = decode(bytes.subarray(block * BLOCK, (block + 1) * BLOCK), block);
+      if (observed !== history[block]!.at(-1)) violations.push(`${what}: block ${block} is ${observed}, expected ${history[block]!.at(-1)}`);
+    }
+  };
   let closed = false;
-  let zeroCopyReads = 0;
-  let moves = 0;
-  try {
-    const flushing = flusher();
-    await Promise.all([...Array.from({ length: WRITERS }, (_, w) => writer(w)), ...Array.from({ length: READERS }, () => reader())]);
-    running = false;
-    await flushing;
+  const finalChecks = async (): Promise<void> => {
+    const actor = 'final checks';
     // Trimmed blocks are undefined: give them known content first.
     for (let block = 0; block < ORIGIN_BLOCKS; block++) {
       if (history[block]!.at(-1) !== TRIMMED) continue;
-      await engine.write(content(block, 999_999), block * BLOCK);
-      history[block]!.push(999_999);
+      await logged(`${actor}: write ${block}+1 v${FINAL_VERSION}`, () => engine.write(content(block, FINAL_VERSION), block * BLOCK));
+      history[block]!.push(FINAL_VERSION);
     }
-    await engine.flush();
+    await logged(`${actor}: flush`, () => engine.flush());
     const image = Buffer.alloc(ORIGIN_BLOCKS * BLOCK);
-    await engine.read(image, 0);
-    const verify = (what: string, bytes: Buffer): void => {
-      for (let block = 0; block < ORIGIN_BLOCKS && violations.length < 10; block++) {
-        const observed = decode(bytes.subarray(block * BLOCK, (block + 1) * BLOCK), block);
-        if (observed !== history[block]!.at(-1)) violations.push(`${what}: block ${block} is ${observed}, expected ${history[block]!.at(-1)}`);
-      }
-    };
+    await logged(`${actor}: read all`, () => engine.read(image, 0));
     verify('final read', image);
-    zeroCopyReads = engine.ramStats.zeroCopyReads;
-    moves = engine.ram?.moves ?? 0;
-    await engine.writebackAll();
-    await engine.close();
+    await logged(`${actor}: writebackAll`, () => engine.writebackAll());
+    await logged(`${actor}: close`, () => engine.close());
     closed = true;
     const stored = Buffer.alloc(ORIGIN_BLOCKS * BLOCK);
     await origin.read(stored, 0);
     verify('origin after writeback and close', stored);
+  };
+
+  let zeroCopyReads = 0;
+  let moves = 0;
+  try {
+    const flushing = flusher().catch(fail('flusher'));
+    await Promise.all([
+      ...Array.from({ length: WRITERS }, (_, w) => writer(w).catch(fail(`writer ${w}`))),
+      ...Array.from({ length: READERS }, (_, r) => reader(r).catch(fail(`reader ${r}`))),
+    ]);
+    running = false;
+    await flushing;
+    // A violation stops the actors part-way (a write may have been cut short): the final checks would only repeat it.
+    if (violations.length === 0) await finalChecks();
+  } catch (error) {
+    fail('the final checks')(error);
   } finally {
     running = false;
-    if (!closed) await engine.close().catch(() => {});
+    zeroCopyReads = engine.ramStats.zeroCopyReads;
+    moves = engine.ram?.moves ?? 0;
+    if (!closed) await logged('final checks: close after a violation', () => engine.close()).catch(() => {});
     timers.drop();
   }
+  assert(violations.length > 0 || lent.every((count) => count === 0), 'every loan was given back');
   return { seed, config, violations, zeroCopyReads, moves };
 }
