@@ -144,6 +144,8 @@ export class CacheEngine implements BlockDevice {
   private originWritesCompleted = 0;
   private originWritesFlushed = 0;
   private cancelCommitTimer: Cancel | undefined;
+  /** readRunOfHits' slot per block while it checks a read qualifies, reused (copied out once it does). */
+  private hitSlotsScratch = new Int32Array(0);
   private commitEveryMs = 0;
   readonly time: Timebase;
   private readonly evictableCheck = (slot: number): boolean => this.isEvictable(slot);
@@ -682,34 +684,43 @@ export class CacheEngine implements BlockDevice {
     const end = first + target.length / blockBytes;
     if (end * blockBytes > this.sizeBytes) return null; // a short last block
     const ram = this.ram;
+    const blocks = end - first;
+    if (this.hitSlotsScratch.length < blocks) this.hitSlotsScratch = new Int32Array(blocks);
+    const scratch = this.hitSlotsScratch;
     for (let block = first; block < end; block++) {
       const slot = this.index.get(block);
       if (slot < 0 || !this.table.has(slot, VALID)) return null;
       if (ram !== null && ram.lookup(block) >= 0) return null;
+      scratch[block - first] = slot;
     }
     // Other shared ranges may overlap; a block with an entry (an exclusive holder or a waiter) may not.
     if (!this.locks.rangeAvailable(first, end)) return null;
-    return this.readHitRun(target, first, end, this.locks.acquireRange(first, end));
+    // The shared range keeps every block in its slot until released (eviction and writes need the block exclusively).
+    return this.readHitRun(target, first, scratch.slice(0, blocks), this.locks.acquireRange(first, end));
   }
 
-  private async readHitRun(target: Buffer, first: number, end: number, range: SharedRange): Promise<boolean> {
+  /** `slots[i]` holds block first + i. */
+  private async readHitRun(target: Buffer, first: number, slots: Int32Array, range: SharedRange): Promise<boolean> {
     const blockBytes = this.blockBytes;
+    const blocks = slots.length;
     try {
       const reads: Promise<void>[] = [];
-      for (let block = first; block < end;) {
-        const slot = this.index.get(block);
-        let runEnd = block + 1;
-        while (runEnd < end && this.index.get(runEnd) === slot + (runEnd - block)) runEnd++;
+      for (let i = 0; i < blocks;) {
+        const slot = slots[i]!;
+        let runEnd = i + 1;
+        while (runEnd < blocks && slots[runEnd] === slot + (runEnd - i)) runEnd++;
         // Not cacheRead: a failure here is not counted; the per-block path redoes the read and counts it.
-        const run = target.subarray((block - first) * blockBytes, (runEnd - first) * blockBytes);
-        reads.push(this.cacheDevice.read(run, this.slotOffset(slot)));
-        block = runEnd;
+        reads.push(this.cacheDevice.read(target.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)));
+        i = runEnd;
       }
       const results = await Promise.allSettled(reads);
       if (results.some((result) => result.status === 'rejected')) return false;
-      for (let block = first; block < end; block++) {
-        this.countSsdHit(this.index.get(block));
-        this.keepInRam(block, 0, target.subarray((block - first) * blockBytes, (block - first + 1) * blockBytes));
+      // Spot-checked at both ends (a lookup per block would cost what the saved lookups saved).
+      assert(this.index.get(first) === slots[0] && this.index.get(first + blocks - 1) === slots[blocks - 1], 'a block moved while a shared range held it');
+      for (let i = 0; i < blocks; i++) this.countSsdHit(slots[i]!);
+      // Copies into the RAM tier (a view per block only when there is one to fill).
+      if (this.ram !== null) {
+        for (let i = 0; i < blocks; i++) this.keepInRam(first + i, 0, target.subarray(i * blockBytes, (i + 1) * blockBytes));
       }
       return true;
     } finally {
