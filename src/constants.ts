@@ -149,6 +149,15 @@ export const BLOCK_WAITERS_MAX = 4096;
 export const RAM_CACHE_BYTES_DEFAULT = 64 * MiB;
 /** Largest RAM tier a user may ask for (one arena, allocated at once). */
 export const RAM_CACHE_BYTES_MAX = 64 * GiB;
+/**
+ * Writes longer than this are not completed in RAM at once (writeNow declines them): write()
+ * takes them, which writes a run of cold blocks to the SSD tier in one piece; blocks of theirs
+ * already in RAM go the per-block way, as for any write writeNow declines. Absorbing a 1 MiB
+ * write copies it into 256 pages and later pushes them down, a second copy and a write per
+ * run: a cold pass of 1 MiB writes ran at 255-276 MiB/s absorbed and 328-343 MiB/s not
+ * (bench/RESULTS.md, "Before/after: large cold writes skip the RAM tier").
+ */
+export const RAM_WRITE_BYTES_MAX = 128 * KiB;
 /** Share of RAM pages that may be dirty at once; writes beyond it go straight to the SSD tier. */
 export const RAM_DIRTY_PERCENT = 50;
 /**

@@ -39,7 +39,7 @@ import { fingerprintOrigin } from '../metadata/origin-identity.js';
 import { RamTier } from './ram-tier.js';
 import { RamWriter } from './ram-writer.js';
 import {
-  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, READAHEAD_BYTES_DEFAULT, READAHEAD_BYTES_MAX, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT,
+  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, READAHEAD_BYTES_DEFAULT, READAHEAD_BYTES_MAX, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT, RAM_WRITE_BYTES_MAX,
 } from '../constants.js';
 
 /** Block buffers kept in the pool between misses. */
@@ -340,13 +340,13 @@ export class CacheEngine implements BlockDevice {
   /**
    * RAM tier fast path (writeback only): completes the write into RAM as dirty
    * pages when no block it touches is busy, each is resident or wholly
-   * covered, and the dirty bound allows. FUA writes and sequential streams
-   * that bypass the cache take the ordinary path.
+   * covered, and the dirty bound allows. FUA writes, writes over
+   * RAM_WRITE_BYTES_MAX and sequential streams that bypass the cache take the ordinary path.
    */
   writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
     const ram = this.ram;
     const length = source.length;
-    if (ram === null || !this.ramAbsorb || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
+    if (ram === null || !this.ramAbsorb || length === 0 || length > RAM_WRITE_BYTES_MAX || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
     if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
     const blockBytes = this.blockBytes;
     const first = Math.floor(offsetBytes / blockBytes);
