@@ -31,10 +31,10 @@ cat "$work/peer.img" >/dev/null
 
 measure() { # NAME PID URI
   local before after terse kib iops
-  before=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  before=$(server_ticks "$2")
   terse=$(fio --name=measure --ioengine=nbd --uri="$3" --rw=read --bs=1M --iodepth=8 --size=256M --time_based \
     --runtime="$seconds" --output-format=terse 2>/dev/null | tail -n 1)
-  after=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  after=$(server_ticks "$2")
   # Terse v3: field 6 is KiB read, 8 read IOPS.
   kib=$(cut -d';' -f6 <<<"$terse")
   iops=$(cut -d';' -f8 <<<"$terse")

@@ -4,7 +4,7 @@
 #   bench_serve TREE CACHE-SIZE [SERVE-ARGS...]
 #                               creates a writeback cache over $work/origin.img, serves it from
 #                               TREE's build; sets $pid, $uri, $control; fails if it does not start
-#   server_ticks                the server process's user + system CPU so far, in clock ticks
+#   server_ticks [PID]          a process's user + system CPU so far, in clock ticks (default: the server's)
 bench_setup() {
   bench_name=$1
   export PATH=/usr/bin:$PATH
@@ -34,4 +34,4 @@ bench_serve() {
   uri="nbd+unix:///?socket=$work/s.sock"
 }
 
-server_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+server_ticks() { awk '{print $14 + $15}' "/proc/${1:-$pid}/stat"; }

@@ -144,7 +144,7 @@ export class CacheEngine implements BlockDevice {
   private originWritesCompleted = 0;
   private originWritesFlushed = 0;
   private cancelCommitTimer: Cancel | undefined;
-  /** readRunOfHits' slot per block while it checks a read qualifies, reused (copied out once it does). */
+  /** readRunOfHits' slot per block while it checks a read qualifies (synchronously), reused. */
   private hitSlotsScratch = new Int32Array(0);
   private commitEveryMs = 0;
   readonly time: Timebase;
@@ -686,38 +686,43 @@ export class CacheEngine implements BlockDevice {
     const ram = this.ram;
     const blocks = end - first;
     if (this.hitSlotsScratch.length < blocks) this.hitSlotsScratch = new Int32Array(blocks);
-    const scratch = this.hitSlotsScratch;
+    const slots = this.hitSlotsScratch;
     for (let block = first; block < end; block++) {
       const slot = this.index.get(block);
       if (slot < 0 || !this.table.has(slot, VALID)) return null;
       if (ram !== null && ram.lookup(block) >= 0) return null;
-      scratch[block - first] = slot;
+      slots[block - first] = slot;
     }
     // Other shared ranges may overlap; a block with an entry (an exclusive holder or a waiter) may not.
     if (!this.locks.rangeAvailable(first, end)) return null;
+    // Runs of consecutive slots as [first block's index in the read, its slot] pairs (usually one run).
+    const runs: number[] = [];
+    for (let i = 0; i < blocks; i++) if (i === 0 || slots[i] !== slots[i - 1]! + 1) runs.push(i, slots[i]!);
     // The shared range keeps every block in its slot until released (eviction and writes need the block exclusively).
-    return this.readHitRun(target, first, scratch.slice(0, blocks), this.locks.acquireRange(first, end));
+    return this.readHitRun(target, first, blocks, runs, this.locks.acquireRange(first, end));
   }
 
-  /** `slots[i]` holds block first + i. */
-  private async readHitRun(target: Buffer, first: number, slots: Int32Array, range: SharedRange): Promise<boolean> {
+  /** Reads `blocks` blocks from `first`, laid out in `runs` (pairs: index in the read, slot). */
+  private async readHitRun(target: Buffer, first: number, blocks: number, runs: number[], range: SharedRange): Promise<boolean> {
     const blockBytes = this.blockBytes;
-    const blocks = slots.length;
     try {
       const reads: Promise<void>[] = [];
-      for (let i = 0; i < blocks;) {
-        const slot = slots[i]!;
-        let runEnd = i + 1;
-        while (runEnd < blocks && slots[runEnd] === slot + (runEnd - i)) runEnd++;
+      for (let r = 0; r < runs.length; r += 2) {
+        const start = runs[r]!;
+        const stop = r + 2 < runs.length ? runs[r + 2]! : blocks;
         // Not cacheRead: a failure here is not counted; the per-block path redoes the read and counts it.
-        reads.push(this.cacheDevice.read(target.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)));
-        i = runEnd;
+        reads.push(this.cacheDevice.read(target.subarray(start * blockBytes, stop * blockBytes), this.slotOffset(runs[r + 1]!)));
       }
       const results = await Promise.allSettled(reads);
       if (results.some((result) => result.status === 'rejected')) return false;
       // Spot-checked at both ends (a lookup per block would cost what the saved lookups saved).
-      assert(this.index.get(first) === slots[0] && this.index.get(first + blocks - 1) === slots[blocks - 1], 'a block moved while a shared range held it');
-      for (let i = 0; i < blocks; i++) this.countSsdHit(slots[i]!);
+      const lastRun = runs.length - 2;
+      assert(this.index.get(first) === runs[1] && this.index.get(first + blocks - 1) === runs[lastRun + 1]! + (blocks - 1 - runs[lastRun]!),
+        'a block moved while a shared range held it');
+      for (let r = 0; r < runs.length; r += 2) {
+        const stop = r + 2 < runs.length ? runs[r + 2]! : blocks;
+        for (let i = runs[r]!, slot = runs[r + 1]!; i < stop; i++, slot++) this.countSsdHit(slot);
+      }
       // Copies into the RAM tier (a view per block only when there is one to fill).
       if (this.ram !== null) {
         for (let i = 0; i < blocks; i++) this.keepInRam(first + i, 0, target.subarray(i * blockBytes, (i + 1) * blockBytes));
