@@ -151,8 +151,9 @@ export const RAM_CACHE_BYTES_DEFAULT = 64 * MiB;
 export const RAM_CACHE_BYTES_MAX = 64 * GiB;
 /**
  * Writes longer than this are not completed in RAM at once (writeNow declines them): write()
- * takes them, which writes a run of cold blocks to the SSD tier in one piece; blocks of theirs
- * already in RAM go the per-block way, as for any write writeNow declines. Absorbing a 1 MiB
+ * takes them, which writes a run of cold blocks, or of SSD-tier hits not all in RAM, to the SSD
+ * tier in one piece; otherwise they go the per-block way, completing in RAM only where a block
+ * already has a page (never taking new ones). Absorbing a 1 MiB
  * write copies it into 256 pages and later pushes them down, a second copy and a write per
  * run: a cold pass of 1 MiB writes ran at 255-276 MiB/s absorbed and 328-343 MiB/s not
  * (bench/RESULTS.md, "Before/after: large cold writes skip the RAM tier").

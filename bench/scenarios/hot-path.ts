@@ -37,6 +37,8 @@ function patterns(context: BenchContext): HotPattern[] {
     { ...common, label: '4K randread QD1', rw: 'randread', blockBytes: 4 * KiB, depth: 1 },
     { ...common, label: '4K randread QD32', rw: 'randread', blockBytes: 4 * KiB, depth: 32 },
     { ...common, label: '1M seqread QD8', rw: 'read', blockBytes: 1 * MiB, depth: 8 },
+    // Large rewrites of cached data (writeRunOfHits on the SSD tier); not one of issue 7's targets.
+    { ...common, label: '1M seqwrite QD8 (writeback)', rw: 'write', blockBytes: 1 * MiB, depth: 8 },
     { ...common, label: '4K randwrite QD32 (writeback)', rw: 'randwrite', blockBytes: 4 * KiB, depth: 32 },
     { ...common, label: '4K randwrite QD32 (writeback, dirty-threshold 60%: no writeback during the run)', rw: 'randwrite', blockBytes: 4 * KiB, depth: 32,
       settings: [DEFERRED_WRITEBACK_THRESHOLD] },

@@ -8,13 +8,16 @@
 // Concurrency: single-threaded; acquire returns undefined when granted at once
 // (no promise on the fast path), otherwise a promise resolved on grant.
 //
-// Shared ranges: a read of a run of hits (a 1 MiB read is 256 blocks) holds one
-// shared range instead of an entry per block. A range is taken only over blocks
-// with no entry (no holder but other ranges, no waiter). Any later acquire of a
-// block a range covers first turns the ranges' holds on that block into an entry
-// ("materialises" them: the entry counts one shared holder per covering range),
-// so from then on the block behaves as if locked one by one, and releasing the
-// range releases those entries.
+// Ranges: a read of a run of hits (a 1 MiB read is 256 blocks) holds one shared
+// range instead of an entry per block, and a write or fill of a run holds one
+// exclusive range. A range is taken only over blocks with no entry (no holder
+// but other ranges, no waiter); shared ranges may overlap each other, an
+// exclusive range overlaps no other range. Any later acquire of a block a range
+// covers first turns the ranges' holds on that block into an entry
+// ("materialises" them: the entry counts one shared holder per covering shared
+// range, or is held exclusively for the exclusive range), so from then on the
+// block behaves as if locked one by one, and releasing the range releases
+// those entries.
 import { assert } from '../stdx/assert.js';
 
 interface Waiter {
@@ -28,61 +31,72 @@ interface LockEntry {
   waiters: Waiter[];
 }
 
-/** A shared hold on blocks [start, end); `materialised`: its blocks that have entries since. */
-export interface SharedRange {
+/** A hold on blocks [start, end); `materialised`: its blocks that have entries since. */
+export interface HeldRange {
   readonly start: number;
   readonly end: number;
+  readonly exclusive: boolean;
   readonly materialised: number[];
 }
 
 export class BlockLocks {
   private readonly entries = new Map<number, LockEntry>();
   private readonly spare: LockEntry[] = [];
-  /** Shared ranges held now (few: at most one per read in flight). */
-  private readonly ranges: SharedRange[] = [];
+  /** Ranges held now (few: at most one per request in flight). */
+  private readonly ranges: HeldRange[] = [];
 
   /** True when any operation holds or waits for the block. */
   isBusy(originBlock: number): boolean {
-    return this.entries.has(originBlock) || this.coveringRanges(originBlock, false) > 0;
+    return this.entries.has(originBlock) || this.coveringRanges(originBlock, false) !== 0;
   }
 
-  /** Blocks with an entry, plus the blocks of shared ranges (counted once per range). */
+  /** Blocks with an entry, plus the blocks of ranges (counted once per range). */
   get lockedBlocks(): number {
     let blocks = this.entries.size;
     for (const range of this.ranges) blocks += range.end - range.start;
     return blocks;
   }
 
-  /** True when `acquireRange(start, end)` may be called: no block of the range has an entry. */
-  rangeAvailable(start: number, end: number): boolean {
+  /**
+   * True when `acquireRange(start, end, exclusive)` may be called: no block of the range has
+   * an entry, and no range overlapping it is exclusive (or, for an exclusive one, exists).
+   */
+  rangeAvailable(start: number, end: number, exclusive = false): boolean {
+    for (const range of this.ranges) {
+      if ((exclusive || range.exclusive) && range.start < end && start < range.end) return false;
+    }
     if (this.entries.size === 0) return true;
     for (let block = start; block < end; block++) if (this.entries.has(block)) return false;
     return true;
   }
 
-  /** A shared hold on every block of [start, end), granted at once (see the file comment). */
-  acquireRange(start: number, end: number): SharedRange {
-    assert(start < end && this.rangeAvailable(start, end), 'a shared range over blocks with entries');
-    const range: SharedRange = { start, end, materialised: [] };
+  /** A shared (or exclusive) hold on every block of [start, end), granted at once (see the file comment). */
+  acquireRange(start: number, end: number, exclusive = false): HeldRange {
+    assert(start < end && this.rangeAvailable(start, end, exclusive), 'a range over blocks with entries or conflicting ranges');
+    const range: HeldRange = { start, end, exclusive, materialised: [] };
     this.ranges.push(range);
     return range;
   }
 
-  releaseRange(range: SharedRange): void {
+  releaseRange(range: HeldRange): void {
     const at = this.ranges.indexOf(range);
-    assert(at >= 0, 'releasing a shared range not held');
+    assert(at >= 0, 'releasing a range not held');
     this.ranges[at] = this.ranges[this.ranges.length - 1]!;
     this.ranges.pop();
-    for (const block of range.materialised) this.release(block, false);
+    for (const block of range.materialised) this.release(block, range.exclusive);
   }
 
-  /** How many ranges cover `originBlock`; with `materialise`, each notes that the block has an entry now. */
+  /**
+   * How many ranges cover `originBlock` (an exclusive one is alone: -1); with `materialise`,
+   * each notes that the block has an entry now.
+   */
   private coveringRanges(originBlock: number, materialise: boolean): number {
     let count = 0;
     for (const range of this.ranges) {
       if (originBlock < range.start || originBlock >= range.end) continue;
-      count++;
       if (materialise) range.materialised.push(originBlock);
+      if (range.exclusive) return -1;
+      count++;
     }
     return count;
   }
@@ -98,7 +112,8 @@ export class BlockLocks {
         this.entries.set(originBlock, fresh);
         return undefined;
       }
-      fresh.shared = ranges;
+      if (ranges < 0) fresh.exclusive = true; // held for the exclusive range
+      else fresh.shared = ranges;
       this.entries.set(originBlock, fresh);
       entry = fresh;
     }

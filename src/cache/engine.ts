@@ -25,7 +25,7 @@ import { assert } from '../stdx/assert.js';
 import { crc32c } from '../stdx/checksum.js';
 import { BufferPool } from '../stdx/buffer-pool.js';
 import { BlockIndex } from './block-index.js';
-import { BlockLocks, SharedRange } from './block-locks.js';
+import { BlockLocks, HeldRange } from './block-locks.js';
 import { CacheStats } from './cache-stats.js';
 import { SetMapping } from './set-mapping.js';
 import { DIRTY, DIRTY_ON_DISK, HAS_CRC, PERSISTED_DIRTY, RESERVED, SlotTable, VALID } from './slot-table.js';
@@ -394,11 +394,13 @@ export class CacheEngine implements BlockDevice {
       this.stats.bytesWritten += source.length;
       const bypass = this.writeStreams.observe(offsetBytes, source.length, this.sequentialCutoffBytes);
       const fua = flags?.fua === true;
-      const cold = bypass ? null : this.writeRunOfMisses(source, offsetBytes);
-      if (cold !== null) await cold;
+      const run = bypass ? null : this.writeRunOfMisses(source, offsetBytes) ?? this.writeRunOfHits(source, offsetBytes);
+      if (run !== null) await run;
       else {
+        // A large write completes into RAM only where its blocks already are (see writeThroughRam).
+        const allocateRam = source.length <= RAM_WRITE_BYTES_MAX;
         await this.forEachBlock(offsetBytes, source.length, (originBlock, inner, length, at) =>
-          this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass, fua));
+          this.writeBlock(originBlock, inner, source.subarray(at, at + length), bypass, fua, allocateRam));
       }
       if (fua) await this.commit();
     } finally {
@@ -703,7 +705,7 @@ export class CacheEngine implements BlockDevice {
   }
 
   /** Reads `blocks` blocks from `first`, laid out in `runs` (pairs: index in the read, slot). */
-  private async readHitRun(target: Buffer, first: number, blocks: number, runs: number[], range: SharedRange): Promise<boolean> {
+  private async readHitRun(target: Buffer, first: number, blocks: number, runs: number[], range: HeldRange): Promise<boolean> {
     const blockBytes = this.blockBytes;
     try {
       const reads: Promise<void>[] = [];
@@ -782,7 +784,7 @@ export class CacheEngine implements BlockDevice {
     let end = requestEnd;
     while (end < windowEnd && canTake(end)) end++;
     if (first === requestFirst && end === requestEnd) return null;
-    this.lockFreeRun(first, end);
+    const range = this.lockFreeRun(first, end);
     const slots = new Int32Array(end - first);
     for (let block = first; block < end; block++) {
       let slot: number;
@@ -796,10 +798,12 @@ export class CacheEngine implements BlockDevice {
       }
       slots[block - first] = slot;
     }
-    return this.fetchAhead(target, offsetBytes, first, slots, requestFirst, requestEnd);
+    return this.fetchAhead(target, offsetBytes, first, slots, requestFirst, requestEnd, range);
   }
 
-  private async fetchAhead(target: Buffer, offsetBytes: number, first: number, slots: Int32Array, requestFirst: number, requestEnd: number): Promise<void> {
+  private async fetchAhead(
+    target: Buffer, offsetBytes: number, first: number, slots: Int32Array, requestFirst: number, requestEnd: number, range: HeldRange,
+  ): Promise<void> {
     const blockBytes = this.blockBytes;
     const data = Buffer.allocUnsafe(slots.length * blockBytes);
     let fetched = false;
@@ -814,7 +818,7 @@ export class CacheEngine implements BlockDevice {
     } catch {
       // The wider origin read failed (its slots are given back): retried alone below.
     } finally {
-      this.unlockRun(first, first + slots.length);
+      this.locks.releaseRange(range);
     }
     if (fetched) return;
     // The request alone, block by block (its own errors reach the client).
@@ -842,30 +846,22 @@ export class CacheEngine implements BlockDevice {
    * The blocks [first, end) of a whole-block request at `offsetBytes` of
    * `lengthBytes` when it may take a cold-run path: the cache runs, the request
    * covers several whole blocks (not the short last block) and none of them is
-   * cached, reserved, in RAM or locked. Then every block's exclusive lock is
+   * cached, reserved, in RAM or locked. Then the run's exclusive range is
    * taken (granted at once) and the run returned; otherwise null, nothing taken.
    */
-  private lockColdRun(offsetBytes: number, lengthBytes: number): { first: number; end: number } | null {
+  private lockColdRun(offsetBytes: number, lengthBytes: number): { first: number; end: number; range: HeldRange } | null {
     const blockBytes = this.blockBytes;
     if (this.state !== 'running' || lengthBytes <= blockBytes || offsetBytes % blockBytes !== 0 || lengthBytes % blockBytes !== 0) return null;
     const first = offsetBytes / blockBytes;
     const end = first + lengthBytes / blockBytes;
     if (end * blockBytes > this.sizeBytes) return null; // a short last block
     for (let block = first; block < end; block++) if (!this.isCold(block)) return null;
-    this.lockFreeRun(first, end);
-    return { first, end };
+    return { first, end, range: this.lockFreeRun(first, end) };
   }
 
-  /** Takes the exclusive lock of every block of [first, end), each checked free (isCold): granted at once. */
-  private lockFreeRun(first: number, end: number): void {
-    for (let block = first; block < end; block++) {
-      const wait = this.locks.acquire(block, true);
-      assert(wait === undefined, 'a lock checked free was not granted at once');
-    }
-  }
-
-  private unlockRun(first: number, end: number): void {
-    for (let block = first; block < end; block++) this.locks.release(block, true);
+  /** Takes one exclusive range over [first, end), whose blocks were each checked free (not busy): granted at once. */
+  private lockFreeRun(first: number, end: number): HeldRange {
+    return this.locks.acquireRange(first, end, true);
   }
 
   /**
@@ -888,14 +884,14 @@ export class CacheEngine implements BlockDevice {
       if (slot < 0) this.stats.uncachedReads++;
       slots[block - run.first] = slot;
     }
-    return this.fillColdRun(target, run.first, slots);
+    return this.fillColdRun(target, run.first, slots, run.range);
   }
 
-  private async fillColdRun(target: Buffer, first: number, slots: Int32Array): Promise<void> {
+  private async fillColdRun(target: Buffer, first: number, slots: Int32Array, range: HeldRange): Promise<void> {
     try {
       await this.fetchIntoSlots(target, first, slots);
     } finally {
-      this.unlockRun(first, first + slots.length);
+      this.locks.releaseRange(range);
     }
   }
 
@@ -918,21 +914,101 @@ export class CacheEngine implements BlockDevice {
       const slot = this.allocate(block);
       if (slot < 0) {
         for (let i = 0; i < block - run.first; i++) this.abandon(slots[i]!);
-        this.unlockRun(run.first, run.end);
+        this.locks.releaseRange(run.range);
         return null;
       }
       slots[block - run.first] = slot;
     }
     this.stats.writeMisses += run.end - run.first;
-    return this.writeColdRun(source, run.first, slots);
+    return this.writeColdRun(source, run.first, slots, run.range);
   }
 
-  private async writeColdRun(source: Buffer, first: number, slots: Int32Array): Promise<void> {
+  private async writeColdRun(source: Buffer, first: number, slots: Int32Array, range: HeldRange): Promise<void> {
     try {
       const error = await this.writeSlotRuns(source, first, slots, true);
       if (error !== undefined) throw error;
     } finally {
-      this.unlockRun(first, first + slots.length);
+      this.locks.releaseRange(range);
+    }
+  }
+
+  /**
+   * Fast path for a write of several whole blocks, in writeback mode, that are
+   * all cached on the SSD tier (clean or dirty), none locked or reserved and
+   * none with a dirty RAM page: every block's exclusive lock at once, one cache
+   * write per run of consecutive slots, then each block marked as writebackHit
+   * does. A clean RAM page of a block is updated after its run is written (or
+   * dropped if the write failed), as writeThroughRam does. With a RAM tier, only
+   * writes over RAM_WRITE_BYTES_MAX come here: smaller ones may complete into
+   * RAM. Null (nothing done, no lock held) when the write does not qualify.
+   * Locks are taken before this returns, so requests keep their arrival order.
+   * A failed run leaves its blocks as they were marked and fails the write,
+   * as the per-block path does.
+   */
+  private writeRunOfHits(source: Buffer, offsetBytes: number): Promise<void> | null {
+    const blockBytes = this.blockBytes;
+    const length = source.length;
+    if (this.mode !== 'writeback' || this.state !== 'running' || length <= blockBytes) return null;
+    if (offsetBytes % blockBytes !== 0 || length % blockBytes !== 0) return null;
+    const ram = this.ram;
+    if (ram !== null && length <= RAM_WRITE_BYTES_MAX) return null;
+    const first = offsetBytes / blockBytes;
+    const end = first + length / blockBytes;
+    if (end * blockBytes > this.sizeBytes) return null; // a short last block
+    let inRam = 0;
+    for (let block = first; block < end; block++) {
+      const slot = this.index.get(block);
+      if (slot < 0 || !this.table.has(slot, VALID)) return null;
+      if (ram !== null) {
+        const page = ram.lookup(block);
+        if (page >= 0 && ram.isDirty(page)) return null;
+        if (page >= 0) inRam++;
+      }
+    }
+    // Data wholly in RAM is rewritten faster there (the per-block path completes it into RAM).
+    if (inRam === end - first || !this.locks.rangeAvailable(first, end, true)) return null;
+    const range = this.lockFreeRun(first, end);
+    const slots = new Int32Array(end - first);
+    for (let block = first; block < end; block++) slots[block - first] = this.index.get(block);
+    this.stats.writeHits += end - first;
+    return this.writeHitRun(source, first, slots, range);
+  }
+
+  private async writeHitRun(source: Buffer, first: number, slots: Int32Array, range: HeldRange): Promise<void> {
+    const blockBytes = this.blockBytes;
+    const count = slots.length;
+    try {
+      for (let i = 0; i < count; i++) this.policy.hit(slots[i]!, WRITE_ACCESS);
+      const writes: Promise<void>[] = [];
+      const runs: number[] = []; // start, end of each write's blocks
+      for (let i = 0; i < count;) {
+        let runEnd = i + 1;
+        while (runEnd < count && slots[runEnd] === slots[i]! + (runEnd - i)) runEnd++;
+        runs.push(i, runEnd);
+        writes.push(this.cacheWrite(source.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slots[i]!)));
+        i = runEnd;
+      }
+      const results = await Promise.allSettled(writes);
+      const ram = this.ram;
+      let failure: unknown;
+      for (let w = 0; w < results.length; w++) {
+        const result = results[w]!;
+        if (result.status === 'rejected') failure ??= result.reason;
+        for (let i = runs[2 * w]!; i < runs[2 * w + 1]!; i++) {
+          assert(this.index.get(first + i) === slots[i], 'a block moved while its write held it');
+          if (result.status === 'fulfilled') this.markRewritten(slots[i]!);
+          if (ram === null) continue;
+          // The tiers below may hold old, new or mixed bytes after a failure: never serve a guess.
+          if (result.status === 'rejected') ram.drop(first + i);
+          else {
+            const page = ram.lookup(first + i);
+            if (page >= 0) ram.copyIn(page, 0, source, i * blockBytes, blockBytes);
+          }
+        }
+      }
+      if (failure !== undefined) throw failure;
+    } finally {
+      this.locks.releaseRange(range);
     }
   }
 
@@ -1101,14 +1177,14 @@ export class CacheEngine implements BlockDevice {
     }
   }
 
-  private async writeBlock(originBlock: number, inner: number, data: Buffer, bypass = false, fua = false): Promise<void> {
+  private async writeBlock(originBlock: number, inner: number, data: Buffer, bypass = false, fua = false, allocateRam = true): Promise<void> {
     const wait = this.locks.acquire(originBlock, true);
     if (wait) await wait;
     try {
       if (this.isCached(originBlock)) this.stats.writeHits++;
       else this.stats.writeMisses++;
       if (this.ram === null) await this.writeBelowRam(originBlock, inner, data, bypass);
-      else await this.writeThroughRam(this.ram, originBlock, inner, data, bypass, fua);
+      else await this.writeThroughRam(this.ram, originBlock, inner, data, bypass, fua, allocateRam);
     } finally {
       this.locks.release(originBlock, true);
     }
@@ -1116,16 +1192,18 @@ export class CacheEngine implements BlockDevice {
 
   /**
    * A write with the RAM tier on (caller holds the block's exclusive lock):
-   *   writeback, not FUA, not bypassed, room  -> completes into a dirty page;
+   *   writeback, not FUA, not bypassed, room  -> completes into a dirty page (a block with no page
+   *                                              takes one only if `allocate`: the request is at
+   *                                              most RAM_WRITE_BYTES_MAX, as in writeNow);
    *   the block has a dirty page              -> the write is applied to it and the whole page pushed down;
    *   the block has a clean page              -> written below, then the page updated (dropped on failure);
    *   no page                                 -> written below.
    */
-  private async writeThroughRam(ram: RamTier, originBlock: number, inner: number, data: Buffer, bypass: boolean, fua: boolean): Promise<void> {
+  private async writeThroughRam(ram: RamTier, originBlock: number, inner: number, data: Buffer, bypass: boolean, fua: boolean, allocate: boolean): Promise<void> {
     let page = ram.lookup(originBlock);
     const absorb = this.ramAbsorb && this.mode === 'writeback' && this.state === 'running' && !bypass && !fua;
     if (absorb && (page >= 0 ? ram.isDirty(page) || ram.dirtyCount < ram.dirtyMax
-      : inner === 0 && data.length === this.blockLength(originBlock) && ram.dirtyCount < ram.dirtyMax)) {
+      : allocate && inner === 0 && data.length === this.blockLength(originBlock) && ram.dirtyCount < ram.dirtyMax)) {
       if (page < 0) page = ram.allocate(originBlock);
       if (page >= 0) {
         this.absorb(ram, page, inner, data, 0, data.length, this.time.now());
@@ -1213,6 +1291,11 @@ export class CacheEngine implements BlockDevice {
     assert(this.table.has(slot, VALID));
     this.policy.hit(slot, WRITE_ACCESS);
     await this.cacheWrite(data, this.slotOffset(slot) + inner);
+    this.markRewritten(slot);
+  }
+
+  /** A writeback write replaced the slot's data: it is dirty, with a record pending unless a staged one says so. */
+  private markRewritten(slot: number): void {
     this.table.state[slot]! &= ~HAS_CRC;
     if (!this.table.has(slot, DIRTY)) this.table.setDirty(slot, true);
     if (!this.table.has(slot, PERSISTED_DIRTY)) this.table.markPending(slot);

@@ -10,15 +10,27 @@ import { SEED_TIMEOUT_MS, TimedSeedRunner } from './timed-seed-runner.js';
 /** Violations printed per failing seed. */
 const VIOLATIONS_SHOWN = 3;
 
+const USAGE = 'usage: coherence-fuzz-main --seeds N [--seed S] [--mode writeback|writethrough|writearound] [--timeout-s T]\n';
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { seeds: { type: 'string' }, seed: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' } } });
+  let values: { seeds?: string; seed?: string; mode?: string; 'timeout-s'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({ options: { seeds: { type: 'string' }, seed: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (error) {
+    process.stderr.write(`coherence-fuzz-main: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const count = Number(values.seeds ?? 20);
   const first = Number(values.seed ?? 1);
   const mode = (values.mode ?? 'writeback') as CacheMode;
   const timeoutMs = values['timeout-s'] === undefined ? SEED_TIMEOUT_MS : Number(values['timeout-s']) * 1000;
   if (!Number.isInteger(count) || count < 1 || !Number.isInteger(first) || !['writeback', 'writethrough', 'writearound'].includes(mode) ||
     !(timeoutMs > 0)) {
-    process.stderr.write('usage: coherence-fuzz-main --seeds N [--seed S] [--mode writeback|writethrough|writearound] [--timeout-s T]\n');
+    process.stderr.write(USAGE);
     return 2;
   }
   const runner = new TimedSeedRunner<CacheMode>(new URL('./coherence-fuzz-worker.js', import.meta.url), timeoutMs);

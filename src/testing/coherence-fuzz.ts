@@ -12,7 +12,9 @@
 // FUA or write-zeroes: a dirty lent page then moves on the paths that write it
 // down at once rather than absorb the write), with a read of that block racing
 // the write. Medium RAM tiers lend and evict at once, so eviction looks at lent
-// pages.
+// pages. A few writes are larger than RAM_WRITE_BYTES_MAX: those take the SSD
+// tier's run paths (a run of cached blocks in one piece, with their clean RAM
+// copies updated) or the per-block path without new RAM pages.
 //
 // The rule is test/cache/scripts/coherence.py's: block b's content is (b,
 // version) repeated; a read of b must return b's own content at a version no
@@ -38,6 +40,7 @@ import { BlockDevice, DeviceCapabilities, PinnedRead, WriteFlags, ZeroFlags } fr
 import { MemoryDevice } from '../devices/memory-device.js';
 import { createCache, openCache } from '../cache/open-cache.js';
 import { CacheMode } from '../format/superblock.js';
+import { RAM_WRITE_BYTES_MAX } from '../constants.js';
 import { SLAB_READ_BYTES_MAX } from '../nbd/reply-writer.js';
 import { assert } from '../stdx/assert.js';
 import { OperationLog } from './operation-log.js';
@@ -63,6 +66,12 @@ const TRIM_OR_ZERO_CHANCE = 0.06;
 const FUA_CHANCE = 0.05;
 /** Blocks per write: runs of 1 to this many. */
 const WRITE_BLOCKS_MAX = 4;
+/** Share of writes that are large: over RAM_WRITE_BYTES_MAX, which the RAM tier does not take whole (writeRunOfHits, cold runs). */
+const LARGE_WRITE_CHANCE = 0.15;
+const LARGE_WRITE_BLOCKS_MIN = RAM_WRITE_BYTES_MAX / BLOCK + 1;
+const LARGE_WRITE_BLOCKS_SPAN = 16;
+const LARGE_WRITE_READ_BACK_CHANCE = 0.75;
+const LARGE_WRITE_FLUSH_CHANCE = 0.8;
 /** Share of reads that are large: over SLAB_READ_BYTES_MAX, which the NBD server sends zero-copy when the RAM tier holds them. */
 const LARGE_READ_CHANCE = 0.35;
 const LARGE_READ_BLOCKS_MIN = SLAB_READ_BYTES_MAX / BLOCK + 1;
@@ -257,6 +266,18 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
     }
     return found;
   };
+  /** A block in [first, first + count) with a clean RAM page, searching from `from`, a lent one first; -1 if none. */
+  const cleanInRamIn = (first: number, count: number, from: number): number => {
+    let found = -1;
+    for (let i = 0; i < count; i++) {
+      const block = first + ((from + i) % count);
+      const page = engine.ram?.lookup(block) ?? -1;
+      if (page < 0 || engine.ram!.isDirty(page)) continue;
+      if (lent[block] !== 0) return block;
+      if (found < 0) found = block;
+    }
+    return found;
+  };
   /**
    * Waits for a write; when it went to a lent block, reads that block by copy meanwhile: a
    * write down from RAM (FUA, zeroes) must keep serving the block's newest bytes until it is done.
@@ -279,7 +300,7 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
     for (let n = 0; n < REQUESTS && violations.length === 0; n++) {
       issued();
       const lentBlock = rng.chance(LENT_WRITE_CHANCE) ? lentIn(first, per, rng.below(per)) : -1;
-      const block = lentBlock >= 0 ? lentBlock : first + rng.below(per);
+      let block = lentBlock >= 0 ? lentBlock : first + rng.below(per);
       const kind = rng.next() / 2 ** 32;
       const lentZero = kind >= TRIM_OR_ZERO_CHANCE && lentBlock >= 0 && rng.chance(LENT_ZERO_CHANCE);
       if (kind < TRIM_OR_ZERO_CHANCE || lentZero) {
@@ -292,7 +313,16 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
         inflight[block] = null;
         continue;
       }
-      const run = Math.min(1 + rng.below(WRITE_BLOCKS_MAX), first + per - block);
+      const large = rng.chance(LARGE_WRITE_CHANCE);
+      const blocks = large ? LARGE_WRITE_BLOCKS_MIN + rng.below(LARGE_WRITE_BLOCKS_SPAN) : 1 + rng.below(WRITE_BLOCKS_MAX);
+      if (large && lentBlock < 0) {
+        // Over a block with a clean RAM page (a lent one first): the run path must update it, moving it if lent.
+        // A flush first now and then cleans the writer's dirty pages, which would send the write block by block.
+        if (rng.chance(LARGE_WRITE_FLUSH_CHANCE)) await logged(`${actor}: flush`, () => engine.flush());
+        const clean = cleanInRamIn(first, per, rng.below(per));
+        block = Math.max(first, Math.min((clean >= 0 ? clean : block) - rng.below(blocks), first + per - blocks));
+      }
+      const run = Math.min(blocks, first + per - block);
       const entry = version++;
       const data = Buffer.concat(Array.from({ length: run }, (_, i) => content(block + i, entry)));
       for (let b = block; b < block + run; b++) inflight[b] = entry;
@@ -305,6 +335,8 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
         history[b]!.push(entry);
         inflight[b] = null;
       }
+      // A large write is read back now and then, before later writes can hide a stale copy.
+      if (large && rng.chance(LARGE_WRITE_READ_BACK_CHANCE)) await copyRead(actor, block, run);
       if (recent.length < RECENT_WRITES) recent.push(block);
       else recent[rng.below(RECENT_WRITES)] = block;
       await turns(rng.below(4));

@@ -1,0 +1,125 @@
+// A writeback write of several whole blocks that are all cached on the SSD tier
+// takes one exclusive range and one cache write per run of slots (writeRunOfHits).
+// These tests pin what that path must keep from the per-block one: every block
+// becomes dirty and reaches the origin, clean RAM copies are updated (never left
+// stale), a large write allocates no RAM pages, and a failed cache write fails
+// the request, drops the RAM copies it may have outdated and releases the range.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryDevice } from '../devices/memory-device.js';
+import { RAM_WRITE_BYTES_MAX } from '../constants.js';
+import { TestDevice } from '../testing/test-device.js';
+import { createCache, openCache } from './open-cache.js';
+
+const BLOCK = 4096;
+const LOCATION = { name: 'write-hit-run-origin', deviceId: 17, inode: 17 };
+const MiB = 1024 * 1024;
+/** Blocks per large write: over RAM_WRITE_BYTES_MAX, so the RAM tier does not take it whole. */
+const RUN = RAM_WRITE_BYTES_MAX / BLOCK + 32;
+
+function pattern(blocks: number, version: number): Buffer {
+  const data = Buffer.alloc(blocks * BLOCK);
+  for (let block = 0; block < blocks; block++) data.fill((version * 7 + block) & 0xff, block * BLOCK, (block + 1) * BLOCK);
+  return data;
+}
+
+async function open(ramBytes: number) {
+  const cache = new TestDevice(new MemoryDevice(8 * MiB));
+  const origin = new MemoryDevice(16 * MiB);
+  await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
+  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes, commitIntervalMs: 0, readaheadBytes: 0 });
+  return { cache, origin, engine };
+}
+
+test('a write over a run of cached blocks makes each dirty, reads back and reaches the origin (RAM tier off)', async () => {
+  const { origin, engine } = await open(0);
+  try {
+    const at = 1 * MiB;
+    await engine.write(pattern(RUN, 1), at); // a cold run: cached dirty
+    await engine.flush();
+    await engine.writebackAll();
+    assert.equal(engine.table.dirtyCount, 0, 'cleaned');
+    const hitsBefore = engine.stats.writeHits;
+    const newer = pattern(RUN, 2);
+    await engine.write(newer, at);
+    assert.equal(engine.stats.writeHits - hitsBefore, RUN, 'every block was a write hit');
+    assert.equal(engine.table.dirtyCount, RUN, 'every block is dirty again');
+    assert.equal(engine.locks.lockedBlocks, 0, 'the range is released');
+    const back = Buffer.alloc(newer.length);
+    await engine.read(back, at);
+    assert.deepEqual(back, newer);
+    await engine.flush();
+    await engine.writebackAll();
+    const stored = Buffer.alloc(newer.length);
+    await origin.read(stored, at);
+    assert.deepEqual(stored, newer, 'the origin has the rewrite');
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a large write over cached blocks updates their clean RAM copies and takes no RAM page for the others', async () => {
+  const { engine } = await open(2 * MiB);
+  const ram = engine.ram!;
+  try {
+    const at = 2 * MiB;
+    const first = at / BLOCK;
+    await engine.write(pattern(RUN, 1), at); // a cold run goes to the SSD tier
+    // Reading the first half puts clean copies of it in RAM.
+    const half = Math.floor(RUN / 2);
+    await engine.read(Buffer.alloc(half * BLOCK), at);
+    for (let block = first; block < first + half; block++) assert.ok(ram.lookup(block) >= 0, `block ${block} is in RAM`);
+    const newer = pattern(RUN, 2);
+    await engine.write(newer, at);
+    for (let block = first; block < first + RUN; block++) {
+      const page = ram.lookup(block);
+      if (block < first + half) assert.ok(page >= 0 && !ram.isDirty(page), `block ${block} keeps a clean RAM copy`);
+      else assert.ok(page < 0, `block ${block} took no RAM page`);
+    }
+    assert.equal(engine.table.dirtyCount, RUN, 'the SSD tier holds every block dirty');
+    const back = Buffer.alloc(newer.length);
+    await engine.read(back, at);
+    assert.deepEqual(back, newer, 'no block reads an older version (RAM copies included)');
+
+    // Half the blocks cached, half not: the per-block path, which must not allocate RAM pages either.
+    const mixedAt = 6 * MiB;
+    await engine.write(pattern(half, 3), mixedAt);
+    const mixed = pattern(RUN, 4);
+    await engine.write(mixed, mixedAt);
+    for (let block = mixedAt / BLOCK + half; block < mixedAt / BLOCK + RUN; block++) {
+      assert.ok(ram.lookup(block) < 0, `uncached block ${block} took no RAM page`);
+    }
+    const mixedBack = Buffer.alloc(mixed.length);
+    await engine.read(mixedBack, mixedAt);
+    assert.deepEqual(mixedBack, mixed);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a failed cache write fails the request, drops the RAM copies it may have outdated and releases every block', async () => {
+  const { cache, engine } = await open(2 * MiB);
+  const ram = engine.ram!;
+  try {
+    const at = 3 * MiB;
+    const first = at / BLOCK;
+    const older = pattern(RUN, 1);
+    await engine.write(older, at);
+    await engine.read(Buffer.alloc(4 * BLOCK), at); // clean RAM copies of the first 4 blocks
+    assert.ok(ram.lookup(first) >= 0);
+    cache.failWrites = true;
+    await assert.rejects(engine.write(pattern(RUN, 2), at), /injected write error/);
+    cache.failWrites = false;
+    assert.equal(engine.locks.lockedBlocks, 0, 'the range is released');
+    for (let block = first; block < first + 4; block++) assert.ok(ram.lookup(block) < 0, `block ${block}'s RAM copy is dropped`);
+    const back = Buffer.alloc(older.length);
+    await engine.read(back, at);
+    assert.deepEqual(back, older, 'the failed write changed nothing the cache serves');
+    const newest = pattern(RUN, 3);
+    await engine.write(newest, at);
+    await engine.read(back, at);
+    assert.deepEqual(back, newest);
+  } finally {
+    await engine.close();
+  }
+});
