@@ -341,12 +341,13 @@ export class CacheEngine implements BlockDevice {
    * RAM tier fast path (writeback only): completes the write into RAM as dirty
    * pages when no block it touches is busy, each is resident or wholly
    * covered, and the dirty bound allows. FUA writes, writes over
-   * RAM_WRITE_BYTES_MAX and sequential streams that bypass the cache take the ordinary path.
+   * RAM_WRITE_BYTES_MAX that touch a block with no page, and sequential streams that bypass
+   * the cache take the ordinary path.
    */
   writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
     const ram = this.ram;
     const length = source.length;
-    if (ram === null || !this.ramAbsorb || length === 0 || length > RAM_WRITE_BYTES_MAX || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
+    if (ram === null || !this.ramAbsorb || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
     if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
     const blockBytes = this.blockBytes;
     const first = Math.floor(offsetBytes / blockBytes);
@@ -356,6 +357,7 @@ export class CacheEngine implements BlockDevice {
       if (this.locks.isBusy(block)) return false;
       const page = ram.lookup(block);
       if (page < 0) {
+        if (length > RAM_WRITE_BYTES_MAX) return false; // a large write takes no new pages
         const start = block * blockBytes;
         if (offsetBytes > start || offsetBytes + length < start + this.blockLength(block)) return false;
       }

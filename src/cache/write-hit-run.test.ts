@@ -123,3 +123,27 @@ test('a failed cache write fails the request, drops the RAM copies it may have o
     await engine.close();
   }
 });
+
+test('a large write over blocks that all have RAM pages completes in RAM at once; one block without a page declines it', async () => {
+  const { engine } = await open(2 * MiB);
+  const ram = engine.ram!;
+  try {
+    const at = 4 * MiB;
+    const first = at / BLOCK;
+    await engine.write(pattern(RUN, 1), at);
+    await engine.read(Buffer.alloc(RUN * BLOCK), at); // every block gets a clean RAM copy
+    for (let block = first; block < first + RUN; block++) assert.ok(ram.lookup(block) >= 0);
+    const newer = pattern(RUN, 2);
+    assert.equal(engine.writeNow(newer, at), true, 'completed in RAM');
+    for (let block = first; block < first + RUN; block++) assert.ok(ram.isDirty(ram.lookup(block)), `block ${block} is dirty in RAM`);
+    const back = Buffer.alloc(newer.length);
+    await engine.read(back, at);
+    assert.deepEqual(back, newer);
+    // One block past the cached ones has no page: the write is declined whole.
+    assert.equal(engine.writeNow(pattern(RUN, 3), at + BLOCK), false);
+    await engine.flush();
+    assert.equal(ram.dirtyCount, 0, 'a flush pushes the pages down');
+  } finally {
+    await engine.close();
+  }
+});
