@@ -150,7 +150,8 @@ export const RAM_CACHE_BYTES_DEFAULT = 64 * MiB;
 /** Largest RAM tier a user may ask for (one arena, allocated at once). */
 export const RAM_CACHE_BYTES_MAX = 64 * GiB;
 /**
- * Writes longer than this are not completed in RAM at once (writeNow declines them): write()
+ * Writes longer than this are not completed in RAM at once (writeNow declines them) unless
+ * every block they touch already has a RAM page: write()
  * takes them, which writes a run of cold blocks, or of SSD-tier hits not all in RAM, to the SSD
  * tier in one piece; otherwise they go the per-block way, completing in RAM only where a block
  * already has a page (never taking new ones). Absorbing a 1 MiB
