@@ -937,7 +937,7 @@ export class CacheEngine implements BlockDevice {
   /**
    * Fast path for a write of several whole blocks, in writeback mode, that are
    * all cached on the SSD tier (clean or dirty), none locked or reserved and
-   * none with a dirty RAM page: every block's exclusive lock at once, one cache
+   * none with a dirty RAM page: one exclusive range over them, one cache
    * write per run of consecutive slots, then each block marked as writebackHit
    * does. A clean RAM page of a block is updated after its run is written (or
    * dropped if the write failed), as writeThroughRam does. With a RAM tier, only
@@ -967,7 +967,7 @@ export class CacheEngine implements BlockDevice {
         if (page >= 0) inRam++;
       }
     }
-    // Data wholly in RAM is rewritten faster there (the per-block path completes it into RAM).
+    // Data wholly in RAM is rewritten faster there (writeNow, or block by block when it declined).
     if (inRam === end - first || !this.locks.rangeAvailable(first, end, true)) return null;
     const range = this.lockFreeRun(first, end);
     const slots = new Int32Array(end - first);
@@ -981,16 +981,7 @@ export class CacheEngine implements BlockDevice {
     const count = slots.length;
     try {
       for (let i = 0; i < count; i++) this.policy.hit(slots[i]!, WRITE_ACCESS);
-      const writes: Promise<void>[] = [];
-      const runs: number[] = []; // start, end of each write's blocks
-      for (let i = 0; i < count;) {
-        let runEnd = i + 1;
-        while (runEnd < count && slots[runEnd] === slots[i]! + (runEnd - i)) runEnd++;
-        runs.push(i, runEnd);
-        writes.push(this.cacheWrite(source.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slots[i]!)));
-        i = runEnd;
-      }
-      const results = await Promise.allSettled(writes);
+      const { runs, results } = await this.writeRunsOfSlots(source, slots);
       const ram = this.ram;
       let failure: unknown;
       for (let w = 0; w < results.length; w++) {
@@ -1023,20 +1014,7 @@ export class CacheEngine implements BlockDevice {
    */
   private async writeSlotRuns(data: Buffer, first: number, slots: Int32Array, dirty: boolean): Promise<unknown> {
     const blockBytes = this.blockBytes;
-    const count = slots.length;
-    const writes: Promise<void>[] = [];
-    const runs: number[] = []; // start, end of each write's blocks
-    for (let i = 0; i < count;) {
-      const slot = slots[i]!;
-      let runEnd = i + 1;
-      if (slot >= 0) {
-        while (runEnd < count && slots[runEnd] === slot + (runEnd - i)) runEnd++;
-        runs.push(i, runEnd);
-        writes.push(this.cacheWrite(data.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)));
-      }
-      i = runEnd;
-    }
-    const results = await Promise.allSettled(writes);
+    const { runs, results } = await this.writeRunsOfSlots(data, slots);
     let failure: unknown;
     for (let w = 0; w < results.length; w++) {
       const result = results[w]!;
@@ -1054,6 +1032,28 @@ export class CacheEngine implements BlockDevice {
       if (result.status === 'rejected') failure ??= result.reason;
     }
     return failure;
+  }
+
+  /**
+   * Writes block i of `data` to slot `slots[i]` (-1: skipped), one cache write per run of
+   * consecutive slots. `runs` holds each write's [start, end) in blocks, `results` its outcome.
+   */
+  private async writeRunsOfSlots(data: Buffer, slots: Int32Array): Promise<{ runs: number[]; results: PromiseSettledResult<void>[] }> {
+    const blockBytes = this.blockBytes;
+    const count = slots.length;
+    const writes: Promise<void>[] = [];
+    const runs: number[] = [];
+    for (let i = 0; i < count;) {
+      const slot = slots[i]!;
+      let runEnd = i + 1;
+      if (slot >= 0) {
+        while (runEnd < count && slots[runEnd] === slot + (runEnd - i)) runEnd++;
+        runs.push(i, runEnd);
+        writes.push(this.cacheWrite(data.subarray(i * blockBytes, runEnd * blockBytes), this.slotOffset(slot)));
+      }
+      i = runEnd;
+    }
+    return { runs, results: await Promise.allSettled(writes) };
   }
 
   private async readBlock(originBlock: number, inner: number, target: Buffer, bypass = false): Promise<void> {
