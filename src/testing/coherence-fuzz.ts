@@ -255,29 +255,26 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
     const page = engine.ram?.lookup(block) ?? -1;
     return page >= 0 && engine.ram!.isDirty(page);
   };
-  /** A block in [first, first + count) a reader holds lent, searching from `from`, one with a dirty RAM page first; -1 if none. */
-  const lentIn = (first: number, count: number, from: number): number => {
+  /**
+   * A block in [first, first + count) that is `eligible`, searching from `from`, the first one
+   * that is also `preferred` if any; -1 if none (steering only).
+   */
+  const findIn = (first: number, count: number, from: number, eligible: (block: number) => boolean, preferred: (block: number) => boolean): number => {
     let found = -1;
     for (let i = 0; i < count; i++) {
       const block = first + ((from + i) % count);
-      if (lent[block] === 0) continue;
-      if (dirtyInRam(block)) return block;
+      if (!eligible(block)) continue;
+      if (preferred(block)) return block;
       if (found < 0) found = block;
     }
     return found;
   };
-  /** A block in [first, first + count) with a clean RAM page, searching from `from`, a lent one first; -1 if none. */
-  const cleanInRamIn = (first: number, count: number, from: number): number => {
-    let found = -1;
-    for (let i = 0; i < count; i++) {
-      const block = first + ((from + i) % count);
-      const page = engine.ram?.lookup(block) ?? -1;
-      if (page < 0 || engine.ram!.isDirty(page)) continue;
-      if (lent[block] !== 0) return block;
-      if (found < 0) found = block;
-    }
-    return found;
-  };
+  const isLent = (block: number): boolean => lent[block] !== 0;
+  const cleanInRam = (block: number): boolean => (engine.ram?.lookup(block) ?? -1) >= 0 && !dirtyInRam(block);
+  /** A block a reader holds lent, one with a dirty RAM page first. */
+  const lentIn = (first: number, count: number, from: number): number => findIn(first, count, from, isLent, dirtyInRam);
+  /** A block with a clean RAM page, a lent one first. */
+  const cleanInRamIn = (first: number, count: number, from: number): number => findIn(first, count, from, cleanInRam, isLent);
   /**
    * Waits for a write; when it went to a lent block, reads that block by copy meanwhile: a
    * write down from RAM (FUA, zeroes) must keep serving the block's newest bytes until it is done.
