@@ -347,7 +347,8 @@ export class CacheEngine implements BlockDevice {
   writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
     const ram = this.ram;
     const length = source.length;
-    if (ram === null || !this.ramAbsorb || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
+    if (ram === null) return this.writeSsdHitNow(source, offsetBytes, flags);
+    if (!this.ramAbsorb || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
     if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
     const blockBytes = this.blockBytes;
     const first = Math.floor(offsetBytes / blockBytes);
@@ -385,6 +386,41 @@ export class CacheEngine implements BlockDevice {
     this.stats.writes++;
     this.stats.bytesWritten += length;
     this.ramWriter.noteDirty();
+    return true;
+  }
+
+  /**
+   * No RAM tier: a writeback write within one block cached on the SSD tier, made
+   * inline by the cache device (FileDevice.writeNow) and marked as writebackHit
+   * does, with no promise or lock: the event loop does not turn during it, so no
+   * read, fill, eviction or cleaning can interleave. Only while running, only when
+   * no one holds or waits for the block's lock, not FUA, and not when a sequential
+   * stream would take a clean block around the cache (write() does that). A device
+   * error is left to write(), which redoes the whole write, counts and handles it.
+   */
+  private writeSsdHitNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
+    const writeNow = this.cacheDevice.writeNow;
+    const length = source.length;
+    if (writeNow === undefined || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
+    if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false; // write() reports the error
+    const block = Math.floor(offsetBytes / this.blockBytes);
+    if (Math.floor((offsetBytes + length - 1) / this.blockBytes) !== block) return false;
+    const slot = this.index.get(block);
+    if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
+    const cutoff = this.sequentialCutoffBytes;
+    if (!this.table.has(slot, DIRTY) && this.writeStreams.wouldReach(offsetBytes, length, cutoff)) return false;
+    try {
+      if (!writeNow(source, this.slotOffset(slot) + offsetBytes - block * this.blockBytes)) return false;
+    } catch {
+      return false;
+    }
+    this.writeStreams.observe(offsetBytes, length, cutoff);
+    this.stats.writes++;
+    this.stats.bytesWritten += length;
+    this.stats.writeHits++;
+    this.policy.hit(slot, WRITE_ACCESS);
+    this.markRewritten(slot);
+    this.cleaner.noteDirty();
     return true;
   }
 

@@ -28,17 +28,9 @@ export class SequentialDetector {
   observe(offsetBytes: number, lengthBytes: number, cutoffBytes: number): boolean {
     if (cutoffBytes <= 0) return false;
     this.tick++;
-    let stream = -1;
-    let oldest = 0;
-    for (let i = 0; i < STREAMS_MAX; i++) {
-      if (this.usedTick[i]! > 0 && Math.abs(offsetBytes - this.endBytes[i]!) <= STREAM_GAP_BYTES_MAX) {
-        stream = i;
-        break;
-      }
-      if (this.usedTick[i]! < this.usedTick[oldest]!) oldest = i;
-    }
+    let stream = this.streamOf(offsetBytes);
     if (stream < 0) {
-      stream = oldest;
+      stream = this.oldest();
       this.runBytes[stream] = 0;
       this.endBytes[stream] = offsetBytes;
     }
@@ -46,6 +38,28 @@ export class SequentialDetector {
     this.endBytes[stream] = Math.max(this.endBytes[stream]!, offsetBytes + lengthBytes);
     this.usedTick[stream] = this.tick;
     return this.runBytes[stream]! >= cutoffBytes;
+  }
+
+  /** What observe() would return for the request now, recording nothing. */
+  wouldReach(offsetBytes: number, lengthBytes: number, cutoffBytes: number): boolean {
+    if (cutoffBytes <= 0) return false;
+    const stream = this.streamOf(offsetBytes);
+    return (stream < 0 ? 0 : this.runBytes[stream]!) + lengthBytes >= cutoffBytes;
+  }
+
+  /** The remembered stream a request at `offsetBytes` continues (-1: none). */
+  private streamOf(offsetBytes: number): number {
+    for (let i = 0; i < STREAMS_MAX; i++) {
+      if (this.usedTick[i]! > 0 && Math.abs(offsetBytes - this.endBytes[i]!) <= STREAM_GAP_BYTES_MAX) return i;
+    }
+    return -1;
+  }
+
+  /** The least recently used stream (an unused one first). */
+  private oldest(): number {
+    let oldest = 0;
+    for (let i = 1; i < STREAMS_MAX; i++) if (this.usedTick[i]! < this.usedTick[oldest]!) oldest = i;
+    return oldest;
   }
 
   /** Forgets every stream (after the cutoff changes). */

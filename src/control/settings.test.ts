@@ -44,6 +44,20 @@ test('a stream reaches the cutoff; a random pattern does not', () => {
   assert.equal(new SequentialDetector().observe(0, 2 ** 30, 0), false, 'cutoff 0 is off');
 });
 
+test('wouldReach answers what observe would, and records nothing', () => {
+  const detector = new SequentialDetector();
+  const twin = new SequentialDetector();
+  // Two interleaved streams and scattered requests: each answer is observe's, and asking changes nothing.
+  for (let i = 0; i < 300; i++) {
+    const offset = i % 3 === 2 ? ((i * 7919) % 1000) * 64 * 2 ** 20 : (i % 3) * 2 ** 32 + i * 16384;
+    const predicted = detector.wouldReach(offset, 16384, 1024 * 1024);
+    assert.equal(detector.wouldReach(offset, 16384, 1024 * 1024), predicted, 'asking twice');
+    assert.equal(detector.observe(offset, 16384, 1024 * 1024), predicted, `request ${i}`);
+    assert.equal(twin.observe(offset, 16384, 1024 * 1024), predicted, `request ${i}: the detector that was never asked agrees`);
+  }
+  assert.equal(detector.wouldReach(0, 2 ** 30, 0), false, 'cutoff 0 is off');
+});
+
 test('the rate limiter holds its long-run rate', () => {
   const limiter = new RateLimiter(1024 * 1024, 0);
   let now = 0;

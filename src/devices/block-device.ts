@@ -64,9 +64,10 @@ export interface BlockDevice {
    */
   readPinned?(offsetBytes: number, lengthBytes: number): PinnedRead | null;
   /**
-   * Completes the write at once into memory if it can (true: done, durable like
-   * any completed write after the next flush); false: nothing was done, call write().
-   * Optional (the RAM tier's fast path).
+   * Completes the write at once if it can (true: done, durable like any completed
+   * write after the next flush); false: nothing was done, call write(). Optional:
+   * the engine's fast path (RAM tier, or a single-block SSD-tier hit), a FileDevice's
+   * inline write.
    */
   writeNow?(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean;
   /**

@@ -154,6 +154,19 @@ test('FileDevice with inline I/O: small reads and writes run on the calling thre
     const viaLayer = Buffer.alloc(small.length);
     assert.equal(through.readNow!(viaLayer, 8192), true, 'the coalescing layer passes readNow through');
     assert.deepEqual(viaLayer, small);
+    // writeNow: the same inline write, synchronous; false for FUA and large writes; ranges checked.
+    const inlineWrites = writes.inline;
+    const newer = pattern(small.length, 9);
+    assert.equal(device.writeNow(newer, 8192), true);
+    assert.equal(writes.inline, inlineWrites + 1);
+    assert.equal(device.readNow(now, 8192), true);
+    assert.deepEqual(now, newer);
+    assert.equal(device.writeNow(small, 8192, { fua: true }), false, 'FUA goes through write()');
+    assert.equal(device.writeNow(large, 1024 * 1024), false, 'large writes stay in the pool');
+    assert.throws(() => device.writeNow(small, 4 * 1024 * 1024 - 100), BlockcacheError);
+    assert.equal(through.writeNow!(small, 8192), true, 'the coalescing layer passes writeNow through');
+    assert.equal(device.readNow(now, 8192), true);
+    assert.deepEqual(now, small);
   } finally {
     await device.close();
   }
@@ -167,10 +180,11 @@ test('FileDevice with inline I/O: small reads and writes run on the calling thre
   }
 });
 
-test('FileDevice without inline I/O never reads now', async () => {
+test('FileDevice without inline I/O never reads or writes now', async () => {
   const device = await FileDevice.open(path.join(directory, 'no-inline.img'), { createSizeBytes: 1024 * 1024 });
   try {
     assert.equal(device.readNow(Buffer.alloc(4096), 0), false);
+    assert.equal(device.writeNow(Buffer.alloc(4096), 0), false);
   } finally {
     await device.close();
   }

@@ -25,7 +25,8 @@
 // inline on the calling thread (`inlineNow`, src/devices/inline-io-gate.ts): one
 // system call each is then cheaper than a worker round trip.
 // Concurrency: callers never issue overlapping operations at once (the engine's
-// block locks), so merging cannot reorder conflicting operations.
+// block locks), so merging cannot reorder conflicting operations; a synchronous
+// readNow/writeNow goes only to a block no one holds, so nothing queued here is its.
 import { BlockDevice, DeviceCapabilities, Extent, WriteFlags, ZeroFlags } from '../devices/block-device.js';
 import {
   MiB, SCATTER_IO_JOB_BYTES_MAX, SCATTER_IO_PIECES_MIN, SCATTER_IO_PIECE_BYTES_MAX, SCATTER_READ_JOB_PIECES_MAX, SCATTER_READ_PIECES_MIN,
@@ -55,8 +56,9 @@ export class CoalescingDevice implements BlockDevice {
 
   /** The batched-I/O device under this layer, if any (scattered small writes go to it). */
   private readonly pieces: PieceDevice | undefined;
-  /** The inner device's synchronous read, when it has one (never batched). */
+  /** The inner device's synchronous read and write, when it has them (never batched). */
   readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
+  readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
 
   /**
    * `batchReads`: scattered small reads of one turn also go as batched jobs
@@ -68,8 +70,9 @@ export class CoalescingDevice implements BlockDevice {
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
     this.pieces = pieceDeviceOf(inner);
-    // A synchronous read is never batched: it passes straight through.
+    // A synchronous read or write is never batched: it passes straight through.
     if (inner.readNow) this.readNow = (target, offsetBytes) => inner.readNow!(target, offsetBytes);
+    if (inner.writeNow) this.writeNow = (source, offsetBytes, flags) => inner.writeNow!(source, offsetBytes, flags);
   }
 
   read(target: Buffer, offsetBytes: number): Promise<void> {

@@ -36,8 +36,11 @@ export interface CrashDeviceOptions {
   readonly latencyTurnsMax?: number;
   readonly readErrorProbability?: number;
   readonly writeErrorProbability?: number;
-  /** Offer readNow, as an inline FileDevice does: the current contents at once (errors injected alike). */
-  readonly synchronousReads?: boolean;
+  /**
+   * Offer readNow and writeNow, as an inline FileDevice does: the current contents at once,
+   * a write landing at once (errors injected alike; a failed one may have landed in part).
+   */
+  readonly synchronousIo?: boolean;
 }
 
 /** How the pending sectors are resolved at a crash (chosen at random unless given). */
@@ -80,16 +83,27 @@ export class CrashDevice implements BlockDevice {
     this.prng = options.prng ?? new Prng(1);
     this.durable = image ? Buffer.from(image) : Buffer.alloc(sizeBytes);
     this.current = Buffer.from(this.durable);
-    if (options.synchronousReads) {
+    if (options.synchronousIo) {
       this.readNow = (target, offsetBytes) => {
         checkRange(this.sizeBytes, offsetBytes, target.length, false);
         this.readCurrent(target, offsetBytes);
+        return true;
+      };
+      this.writeNow = (source, offsetBytes, flags) => {
+        checkRange(this.sizeBytes, offsetBytes, source.length, true);
+        if (this.dead || flags?.fua) return false;
+        const writeId = this.nextWriteId++;
+        if (!this.land(writeId, offsetBytes, source.length, (at) => source.copy(this.current, at))) {
+          this.injectError(this.options.writeErrorProbability, 'write', offsetBytes);
+        }
+        this.completedWrites.add(writeId);
         return true;
       };
     }
   }
 
   readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
+  readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
 
   get isDead(): boolean {
     return this.dead;
@@ -183,7 +197,19 @@ export class CrashDevice implements BlockDevice {
   private async mutate(offsetBytes: number, lengthBytes: number, apply: (at: number) => void, fua: boolean): Promise<void> {
     const writeId = this.nextWriteId++;
     await this.latency();
-    // A failed write may have written any part of itself: decide before or after it lands.
+    const decided = this.land(writeId, offsetBytes, lengthBytes, apply);
+    await this.latency();
+    if (!decided) this.injectError(this.options.writeErrorProbability, 'write', offsetBytes);
+    if (fua) this.persist(new Set([writeId]));
+    else this.completedWrites.add(writeId);
+  }
+
+  /**
+   * A write taking effect: `apply` changes the current contents, whose sectors become pending.
+   * A failed write may have written any part of itself, so an injected error comes before it
+   * lands or after: true when it was decided before; false, the caller decides it once landed.
+   */
+  private land(writeId: number, offsetBytes: number, lengthBytes: number, apply: (at: number) => void): boolean {
     const failEarly = this.prng.chance(0.5);
     if (failEarly) this.injectError(this.options.writeErrorProbability, 'write', offsetBytes);
     this.stats.writes++;
@@ -198,10 +224,7 @@ export class CrashDevice implements BlockDevice {
         this.pending.push({ writeId, sector, content, at: (sector - first) * SECTOR_BYTES });
       }
     }
-    await this.latency();
-    if (!failEarly) this.injectError(this.options.writeErrorProbability, 'write', offsetBytes);
-    if (fua) this.persist(new Set([writeId]));
-    else this.completedWrites.add(writeId);
+    return failEarly;
   }
 
   /** Makes the given writes' sectors durable; older pending versions of those sectors are superseded. */

@@ -57,7 +57,7 @@ const RAM_SEED_SALT = 0x52414d31;
 /** Salt of the dirty-pace draw's generator ('PACE'). */
 const PACE_SEED_SALT = 0x50414345;
 /** Salt of the draw of a cache device with synchronous reads ('SYNC'); its own generator, like the others. */
-const SYNC_READS_SEED_SALT = 0x53594e43;
+const SYNC_IO_SEED_SALT = 0x53594e43;
 /** Salt of the readahead draw ('AHED'); its own generator, like the others. */
 const READAHEAD_SEED_SALT = 0x41484544;
 /** Salt of the draw of time-driven settings ('TIME'); its own generator, like the others. */
@@ -203,8 +203,10 @@ class CanaryDevice implements BlockDevice {
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
     if (inner.readNow) this.readNow = (target, offsetBytes) => inner.readNow!(target, offsetBytes);
+    if (inner.writeNow) this.writeNow = (source, offsetBytes, flags) => inner.writeNow!(source, offsetBytes, flags);
   }
   readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
+  readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
   read(target: Buffer, offsetBytes: number): Promise<void> { return this.inner.read(target, offsetBytes); }
   write(source: Buffer, offsetBytes: number, flags?: WriteFlags): Promise<void> { return this.inner.write(source, offsetBytes, flags); }
   flush(): Promise<void> { return this.lyingFlush ? Promise.resolve() : this.inner.flush(); }
@@ -230,8 +232,8 @@ interface Config {
   ramBytes: number;
   /** dirty-pace: 0 cleans at full speed while the simulated clients are busy; undefined = the default pace. */
   dirtyPaceMs?: number;
-  /** The cache device offers readNow (the engine's synchronous SSD-tier hits), as an inline FileDevice does. */
-  synchronousCacheReads: boolean;
+  /** The cache device offers readNow and writeNow (the engine's synchronous SSD-tier hits), as an inline FileDevice does. */
+  synchronousCacheIo: boolean;
   /** Readahead window on read misses; 0 = off. */
   readaheadBytes: number;
   /** Virtual milliseconds that pass per request issued. */
@@ -267,7 +269,7 @@ function chooseConfig(random: Prng, originMiBMax: number): Config {
     latencyTurnsMax: random.below(4) * 4,
     concurrencyMax: 1 + random.below(8),
     ramBytes: 0,
-    synchronousCacheReads: false,
+    synchronousCacheIo: false,
     readaheadBytes: 0,
     msPerRequest: 0,
     commitIntervalMs: 0,
@@ -348,7 +350,7 @@ export class CrashSimulation {
     const ram = options.canary !== undefined && RAM_CANARIES.includes(options.canary) ? 'on' : options.ram ?? 'random';
     this.config.ramBytes = chooseRamBytes(options.seed, this.config, ram);
     this.config.dirtyPaceMs = chooseDirtyPace(options.seed);
-    this.config.synchronousCacheReads = new Prng((options.seed ^ SYNC_READS_SEED_SALT) >>> 0).chance(0.5);
+    this.config.synchronousCacheIo = new Prng((options.seed ^ SYNC_IO_SEED_SALT) >>> 0).chance(0.5);
     this.config.readaheadBytes = chooseReadahead(options.seed, this.config.blockBytes);
     chooseTiming(options.seed, this.config);
     this.model = new Model(this.config.originBytes / SECTOR_BYTES);
@@ -359,7 +361,7 @@ export class CrashSimulation {
     const c = this.config;
     return `mode=${c.mode} block=${c.blockBytes / 1024}K origin=${c.originBytes / MiB}MiB cacheBlocks=${c.cacheBlocks} assoc=${c.assoc} `
       + `policy=${c.policy} dirtyThreshold=${c.dirtyThresholdPercent ?? 'default'} writebackInflight=${c.writebackInflightMax ?? 'default'} `
-      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} syncCacheReads=${c.synchronousCacheReads} readahead=${c.readaheadBytes / c.blockBytes} `
+      + `dirtyPace=${c.dirtyPaceMs ?? 'default'} syncCacheIo=${c.synchronousCacheIo} readahead=${c.readaheadBytes / c.blockBytes} `
       + `latency=${c.latencyTurnsMax} concurrency=${c.concurrencyMax} ram=${c.ramBytes / c.blockBytes} msPerRequest=${c.msPerRequest} `
       + `commitInterval=${c.commitIntervalMs} writebackIops=${c.writebackRateIops ?? 'unlimited'} dirtyMaxAge=${c.dirtyMaxAgeMs ?? 'default'} `
       + `extraTrims=${c.extraTrimShare} flushesRare=${c.flushesRare}`
@@ -405,7 +407,7 @@ export class CrashSimulation {
     const c = this.config;
     this.origin = new CrashDevice(c.originBytes, this.deviceOptions('sim-origin'), initialImage(c.originBytes));
     const cacheBytes = dataOffsetFor(c.cacheBlocks, c.blockBytes) + c.cacheBlocks * c.blockBytes;
-    this.cache = new CrashDevice(cacheBytes, { ...this.deviceOptions('sim-cache'), synchronousReads: c.synchronousCacheReads });
+    this.cache = new CrashDevice(cacheBytes, { ...this.deviceOptions('sim-cache'), synchronousIo: c.synchronousCacheIo });
     await createCache({ cache: this.wrap(this.cache, 'cache'), origin: this.wrap(this.origin, 'origin'), originLocation: LOCATION,
       mode: c.mode, blockBytes: c.blockBytes, assoc: c.assoc, policy: c.policy });
     await this.open('create');

@@ -1,0 +1,119 @@
+// The engine's synchronous SSD-tier write hit (writeNow → writeSsdHitNow, RAM tier
+// off) over a real cache file written inline: a writeback write within one cached
+// block completes at once, is counted, dirty, reads back and reaches the origin.
+// Left to write(): a miss, a locked block, two blocks, FUA, writethrough, a cache
+// device without inline writes, a clean block a sequential stream would take
+// around the cache, and a device error (write() redoes the whole write).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FileDevice } from '../devices/file-device.js';
+import { CacheMode } from '../format/superblock.js';
+import { createCache, openCache } from './open-cache.js';
+
+const BLOCK = 4096;
+const LOCATION = { name: 'ssd-write-now-origin', deviceId: 13, inode: 13 };
+const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-ssd-write-now-'));
+after(() => fs.rmSync(directory, { recursive: true, force: true }));
+
+function originImage(bytes: number): Buffer {
+  const image = Buffer.alloc(bytes);
+  for (let at = 0; at < bytes; at += 4) image.writeUInt32LE((at * 2654435761) >>> 0, at);
+  return image;
+}
+
+async function setUp(name: string, options: { inlineIo: boolean; mode?: CacheMode }) {
+  const originPath = path.join(directory, `${name}-origin.img`);
+  const image = originImage(16 * 1024 * 1024);
+  fs.writeFileSync(originPath, image);
+  const cachePath = path.join(directory, `${name}-cache.img`);
+  const origin = await FileDevice.open(originPath);
+  const cache = await FileDevice.open(cachePath, { createSizeBytes: 4 * 1024 * 1024, inlineIo: options.inlineIo });
+  await createCache({ cache, origin, originLocation: LOCATION, mode: options.mode ?? 'writeback', blockBytes: BLOCK });
+  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: 0, readaheadBytes: 0 });
+  return { engine, image, cache, origin };
+}
+
+test('a writeback write within one cached block completes at once: counted, dirty, read back, on the origin after writeback', async () => {
+  const { engine, image, origin } = await setUp('plain', { inlineIo: true });
+  try {
+    const whole = Buffer.alloc(BLOCK, 0x5a);
+    assert.equal(engine.writeNow(whole, 5 * BLOCK), false, 'a miss');
+    await engine.read(Buffer.alloc(BLOCK), 5 * BLOCK); // cached clean
+    const before = { writes: engine.stats.writes, hits: engine.stats.writeHits, dirty: engine.table.dirtyCount };
+    assert.equal(engine.writeNow(whole, 5 * BLOCK), true, 'a whole-block hit');
+    const part = Buffer.alloc(1000, 0x33);
+    assert.equal(engine.writeNow(part, 5 * BLOCK + 512), true, 'part of a hit');
+    assert.deepEqual(
+      { writes: engine.stats.writes, hits: engine.stats.writeHits, dirty: engine.table.dirtyCount },
+      { writes: before.writes + 2, hits: before.hits + 2, dirty: before.dirty + 1 });
+    const expected = Buffer.from(whole);
+    part.copy(expected, 512);
+    const back = Buffer.alloc(BLOCK);
+    await engine.read(back, 5 * BLOCK);
+    assert.deepEqual(back, expected);
+    await engine.read(Buffer.alloc(BLOCK), 6 * BLOCK);
+    assert.equal(engine.writeNow(Buffer.alloc(2 * BLOCK), 5 * BLOCK), false, 'two blocks, even both cached');
+    assert.equal(engine.writeNow(whole, 6 * BLOCK, { fua: true }), false, 'FUA');
+    const wait = engine.locks.acquire(6, false);
+    assert.equal(wait, undefined);
+    assert.equal(engine.writeNow(whole, 6 * BLOCK), false, 'a block someone holds');
+    engine.locks.release(6, false);
+    assert.equal(engine.locks.lockedBlocks, 0);
+    await engine.flush();
+    await engine.writebackAll();
+    const stored = Buffer.alloc(BLOCK);
+    await origin.read(stored, 5 * BLOCK);
+    assert.deepEqual(stored, expected, 'the origin has the write');
+    await origin.read(stored, 6 * BLOCK);
+    assert.deepEqual(stored, image.subarray(6 * BLOCK, 7 * BLOCK), 'declined writes changed nothing');
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a clean block a sequential stream would take around the cache is left to write(); a dirty one is written now', async () => {
+  const { engine } = await setUp('stream', { inlineIo: true });
+  try {
+    await engine.read(Buffer.alloc(8 * BLOCK), 0); // blocks 0-7 cached clean
+    engine.setSequentialCutoff(4 * BLOCK);
+    for (let block = 0; block < 3; block++) assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 1), block * BLOCK), true, `block ${block}: under the cutoff`);
+    assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 1), 3 * BLOCK), false, 'the stream reaches the cutoff over a clean block');
+    const bypassed = engine.stats.sequentialBypassWrites;
+    await engine.write(Buffer.alloc(BLOCK, 1), 3 * BLOCK);
+    assert.equal(engine.stats.sequentialBypassWrites, bypassed + 1, 'write() observed the request once and took it around the cache');
+    assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 2), 1 * BLOCK), true, 'a dirty block in a long stream is rewritten in the cache');
+  } finally {
+    await engine.close();
+  }
+});
+
+test('writethrough, a cache device without inline writes, and a failed inline write are left to write()', async () => {
+  for (const [name, inlineIo, mode] of [['writethrough', true, 'writethrough'], ['pool', false, 'writeback']] as const) {
+    const { engine } = await setUp(name, { inlineIo, mode });
+    try {
+      await engine.read(Buffer.alloc(BLOCK), 5 * BLOCK);
+      assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 7), 5 * BLOCK), false, name);
+    } finally {
+      await engine.close();
+    }
+  }
+  const { engine, cache } = await setUp('failing', { inlineIo: true });
+  try {
+    await engine.read(Buffer.alloc(BLOCK), 5 * BLOCK);
+    const writes = engine.stats.writes;
+    cache.writeNow = () => { throw new Error('injected: inline write failed'); };
+    assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 7), 5 * BLOCK), false, 'declined');
+    assert.equal(engine.stats.writes, writes, 'not counted');
+    assert.equal(engine.table.dirtyCount, 0, 'not marked');
+    await engine.write(Buffer.alloc(BLOCK, 7), 5 * BLOCK); // the ordinary path redoes it
+    assert.equal(engine.table.dirtyCount, 1);
+    const back = Buffer.alloc(BLOCK);
+    await engine.read(back, 5 * BLOCK);
+    assert.deepEqual(back, Buffer.alloc(BLOCK, 7));
+  } finally {
+    await engine.close();
+  }
+});
