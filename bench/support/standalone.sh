@@ -2,7 +2,8 @@
 #   bench_setup NAME            Debian's tools first in PATH, fio checked, $work made (removed on
 #                               exit, with the server stopped)
 #   bench_serve TREE CACHE-SIZE [SERVE-ARGS...]
-#                               creates a writeback cache over $work/origin.img, serves it from
+#                               creates a cache over $work/origin.img in mode $bench_mode
+#                               (default writeback), serves it from
 #                               TREE's build; sets $pid, $uri, $control; fails if it does not start
 #   server_ticks [PID]          a process's user + system CPU so far, in clock ticks (default: the server's)
 bench_setup() {
@@ -24,7 +25,7 @@ bench_serve() {
   local tree=$1 size=$2
   shift 2
   truncate -s "$size" "$work/cache.img"
-  node "$tree/dist/src/cli/main.js" create --cache "$work/cache.img" --origin "$work/origin.img" --mode writeback >/dev/null
+  node "$tree/dist/src/cli/main.js" create --cache "$work/cache.img" --origin "$work/origin.img" --mode "${bench_mode:-writeback}" >/dev/null
   control="$work/c.sock"
   node "$tree/dist/src/cli/main.js" serve --cache "$work/cache.img" --socket "$work/s.sock" --control "$control" "$@" \
     > "$work/serve.log" 2>&1 &

@@ -971,45 +971,47 @@ export class CacheEngine implements BlockDevice {
   }
 
   /**
-   * Fast path for a write of several whole blocks, in writeback mode, that are
-   * all cached on the SSD tier (clean or dirty), none locked or reserved and
-   * none with a dirty RAM page: one exclusive range over them, one cache
-   * write per run of consecutive slots, then each block marked as writebackHit
-   * does. A clean RAM page of a block is updated after its run is written (or
-   * dropped if the write failed), as writeThroughRam does. With a RAM tier, only
-   * writes over RAM_WRITE_BYTES_MAX come here: smaller ones may complete into
-   * RAM. Null (nothing done, no lock held) when the write does not qualify.
-   * Locks are taken before this returns, so requests keep their arrival order.
-   * A failed run leaves its blocks as they were marked and fails the write,
-   * as the per-block path does.
+   * Fast path for a write of several whole blocks that are all cached on the SSD
+   * tier, none locked or reserved and none with a dirty RAM page: one exclusive
+   * range over them, one cache write per run of consecutive slots.
+   *   writeback    -> clean or dirty blocks; each then marked as writebackHit does (writeHitRun).
+   *                   With a RAM tier only writes over RAM_WRITE_BYTES_MAX, not wholly in RAM:
+   *                   smaller ones may complete into RAM.
+   *   writethrough -> clean blocks only (a dirty one is updated in the cache: the per-block
+   *                   path); the origin is written in one call beside the cache writes, and
+   *                   each block ends as writethroughHit leaves it (writeThroughHitRun).
+   * A clean RAM page of a block is updated after the write (or dropped if it failed), as
+   * writeThroughRam does. Null (nothing done, no lock held) when the write does not
+   * qualify. Locks are taken before this returns, so requests keep their arrival order.
    */
   private writeRunOfHits(source: Buffer, offsetBytes: number): Promise<void> | null {
     const blockBytes = this.blockBytes;
     const length = source.length;
-    if (this.mode !== 'writeback' || this.state !== 'running' || length <= blockBytes) return null;
+    const writeback = this.mode === 'writeback';
+    if (this.mode === 'writearound' || this.state !== 'running' || length <= blockBytes) return null;
     if (offsetBytes % blockBytes !== 0 || length % blockBytes !== 0) return null;
     const ram = this.ram;
-    if (ram !== null && length <= RAM_WRITE_BYTES_MAX) return null;
+    if (writeback && ram !== null && length <= RAM_WRITE_BYTES_MAX) return null;
     const first = offsetBytes / blockBytes;
     const end = first + length / blockBytes;
     if (end * blockBytes > this.sizeBytes) return null; // a short last block
     let inRam = 0;
     for (let block = first; block < end; block++) {
       const slot = this.index.get(block);
-      if (slot < 0 || !this.table.has(slot, VALID)) return null;
+      if (slot < 0 || !this.table.has(slot, VALID) || (!writeback && this.table.has(slot, DIRTY))) return null;
       if (ram !== null) {
         const page = ram.lookup(block);
         if (page >= 0 && ram.isDirty(page)) return null;
         if (page >= 0) inRam++;
       }
     }
-    // Data wholly in RAM is rewritten faster there (writeNow, or block by block when it declined).
-    if (inRam === end - first || !this.locks.rangeAvailable(first, end, true)) return null;
+    // Data wholly in RAM is rewritten faster there in writeback (writeNow, or block by block when it declined).
+    if ((writeback && inRam === end - first) || !this.locks.rangeAvailable(first, end, true)) return null;
     const range = this.lockFreeRun(first, end);
     const slots = new Int32Array(end - first);
     for (let block = first; block < end; block++) slots[block - first] = this.index.get(block);
     this.stats.writeHits += end - first;
-    return this.writeHitRun(source, first, slots, range);
+    return writeback ? this.writeHitRun(source, first, slots, range) : this.writeThroughHitRun(source, first, slots, range);
   }
 
   private async writeHitRun(source: Buffer, first: number, slots: Int32Array, range: HeldRange): Promise<void> {
@@ -1036,6 +1038,62 @@ export class CacheEngine implements BlockDevice {
         }
       }
       if (failure !== undefined) throw failure;
+    } finally {
+      this.locks.releaseRange(range);
+    }
+  }
+
+  /**
+   * writethroughHit for a run of clean cached blocks (caller holds their range): the
+   * records say "no checksum" until both copies hold the data; the origin is written in
+   * one call while the cache runs are written. If the origin write fails, every block is
+   * dropped from both tiers and the write fails. A block whose cache run failed is dropped
+   * from the SSD tier (the origin has the data, so a RAM copy is updated); the others get
+   * their checksums. Clean RAM copies are updated as in writeThroughRam.
+   */
+  private async writeThroughHitRun(source: Buffer, first: number, slots: Int32Array, range: HeldRange): Promise<void> {
+    const blockBytes = this.blockBytes;
+    const count = slots.length;
+    try {
+      for (let i = 0; i < count; i++) {
+        const slot = slots[i]!;
+        this.policy.hit(slot, WRITE_ACCESS);
+        this.table.state[slot]! &= ~HAS_CRC;
+        this.table.markPending(slot);
+      }
+      const cacheDone = this.writeRunsOfSlots(source, slots);
+      let originFailed = false;
+      let originError: unknown;
+      try {
+        await this.originWrite(source, first * blockBytes);
+      } catch (error) {
+        originFailed = true;
+        originError = error;
+      }
+      const { runs, results } = await cacheDone;
+      const ram = this.ram;
+      for (let w = 0; w < results.length; w++) {
+        const written = results[w]!.status === 'fulfilled';
+        for (let i = runs[2 * w]!; i < runs[2 * w + 1]!; i++) {
+          const slot = slots[i]!;
+          assert(this.index.get(first + i) === slot, 'a block moved while its write held it');
+          const data = source.subarray(i * blockBytes, (i + 1) * blockBytes);
+          if (originFailed || !written) this.invalidate(slot); // never serve the stale copy
+          else {
+            this.table.state[slot]! |= HAS_CRC;
+            this.table.setCrc(slot, crc32c(data));
+            this.table.markPending(slot);
+          }
+          if (ram === null) continue;
+          // The origin may hold old, new or mixed bytes after its failure: never serve a guess.
+          if (originFailed) ram.drop(first + i);
+          else {
+            const page = ram.lookup(first + i);
+            if (page >= 0) ram.copyIn(page, 0, source, i * blockBytes, blockBytes);
+          }
+        }
+      }
+      if (originFailed) throw originError;
     } finally {
       this.locks.releaseRange(range);
     }

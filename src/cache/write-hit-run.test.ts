@@ -4,11 +4,17 @@
 // becomes dirty and reaches the origin, clean RAM copies are updated (never left
 // stale), a large write allocates no RAM pages, and a failed cache write fails
 // the request, drops the RAM copies it may have outdated and releases the range.
+// In writethrough the same path writes the origin in one call beside the cache
+// runs: the blocks stay clean with their new checksums; a failed origin write
+// drops them from both tiers and fails; a failed cache run drops only its blocks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDevice } from '../devices/memory-device.js';
 import { RAM_WRITE_BYTES_MAX } from '../constants.js';
 import { TestDevice } from '../testing/test-device.js';
+import { CacheMode } from '../format/superblock.js';
+import { crc32c } from '../stdx/checksum.js';
+import { HAS_CRC } from './slot-table.js';
 import { createCache, openCache } from './open-cache.js';
 
 const BLOCK = 4096;
@@ -23,10 +29,10 @@ function pattern(blocks: number, version: number): Buffer {
   return data;
 }
 
-async function open(ramBytes: number) {
+async function open(ramBytes: number, mode: CacheMode = 'writeback') {
   const cache = new TestDevice(new MemoryDevice(8 * MiB));
-  const origin = new MemoryDevice(16 * MiB);
-  await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
+  const origin = new TestDevice(new MemoryDevice(16 * MiB));
+  await createCache({ cache, origin, originLocation: LOCATION, mode, blockBytes: BLOCK });
   const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes, commitIntervalMs: 0, readaheadBytes: 0 });
   return { cache, origin, engine };
 }
@@ -143,6 +149,81 @@ test('a large write over blocks that all have RAM pages completes in RAM at once
     assert.equal(engine.writeNow(pattern(RUN, 3), at + BLOCK), false);
     await engine.flush();
     assert.equal(ram.dirtyCount, 0, 'a flush pushes the pages down');
+  } finally {
+    await engine.close();
+  }
+});
+
+for (const ramBytes of [0, 2 * MiB]) {
+  test(`writethrough, RAM tier ${ramBytes === 0 ? 'off' : 'on'}: a write over a run of cached blocks reaches the origin at once, leaves them clean with their checksums, updates clean RAM copies`, async () => {
+    const { origin, engine } = await open(ramBytes, 'writethrough');
+    try {
+      const at = 1 * MiB;
+      const first = at / BLOCK;
+      await engine.write(pattern(RUN, 1), at); // a cold run: cached clean
+      await engine.read(Buffer.alloc(RUN * BLOCK), at); // with the RAM tier: clean copies of every block
+      const hitsBefore = engine.stats.writeHits;
+      const newer = pattern(RUN, 2);
+      await engine.write(newer, at);
+      assert.equal(engine.stats.writeHits - hitsBefore, RUN, 'every block was a write hit');
+      assert.equal(engine.table.dirtyCount, 0, 'writethrough leaves nothing dirty');
+      assert.equal(engine.locks.lockedBlocks, 0, 'the range is released');
+      for (let i = 0; i < RUN; i++) {
+        const slot = engine.index.get(first + i);
+        assert.ok(slot >= 0 && engine.table.has(slot, HAS_CRC), `block ${first + i} is cached with a checksum`);
+        assert.equal(engine.table.crcOf(slot), crc32c(newer.subarray(i * BLOCK, (i + 1) * BLOCK)), `block ${first + i}'s checksum is the new data's`);
+        if (engine.ram !== null) {
+          const page = engine.ram.lookup(first + i);
+          assert.ok(page >= 0 && !engine.ram.isDirty(page), `block ${first + i} keeps a clean RAM copy`);
+        }
+      }
+      const stored = Buffer.alloc(newer.length);
+      await origin.read(stored, at);
+      assert.deepEqual(stored, newer, 'the origin has the write before any writeback');
+      const back = Buffer.alloc(newer.length);
+      await engine.read(back, at);
+      assert.deepEqual(back, newer, 'no block reads an older version (RAM copies included)');
+    } finally {
+      await engine.close();
+    }
+  });
+}
+
+test('writethrough: a failed origin write fails the request and drops every block from both tiers; a failed cache run drops only its blocks', async () => {
+  const { cache, origin, engine } = await open(2 * MiB, 'writethrough');
+  const ram = engine.ram!;
+  try {
+    const at = 3 * MiB;
+    const first = at / BLOCK;
+    await engine.write(pattern(RUN, 1), at);
+    await engine.read(Buffer.alloc(RUN * BLOCK), at); // clean RAM copies
+    origin.failWrites = true;
+    await assert.rejects(engine.write(pattern(RUN, 2), at), /injected write error/);
+    origin.failWrites = false;
+    assert.equal(engine.locks.lockedBlocks, 0, 'the range is released');
+    for (let block = first; block < first + RUN; block++) {
+      assert.ok(engine.index.get(block) < 0, `block ${block} is no longer cached`);
+      assert.ok(ram.lookup(block) < 0, `block ${block}'s RAM copy is dropped`);
+    }
+    const back = Buffer.alloc(RUN * BLOCK);
+    const stored = Buffer.alloc(RUN * BLOCK);
+    await engine.read(back, at);
+    await origin.read(stored, at);
+    assert.deepEqual(back, stored, 'the export reads what the origin holds');
+
+    // Cached again, then the cache device fails: the origin has the data, so the write succeeds.
+    await engine.read(Buffer.alloc(RUN * BLOCK), at);
+    await engine.setRamBytes(0);
+    for (let block = first; block < first + RUN; block++) assert.ok(engine.index.get(block) >= 0, `block ${block} is cached`);
+    cache.failWrites = true;
+    const newest = pattern(RUN, 3);
+    await engine.write(newest, at);
+    cache.failWrites = false;
+    for (let block = first; block < first + RUN; block++) assert.ok(engine.index.get(block) < 0, `block ${block}'s stale copy is dropped`);
+    await engine.read(back, at);
+    assert.deepEqual(back, newest);
+    await origin.read(stored, at);
+    assert.deepEqual(stored, newest);
   } finally {
     await engine.close();
   }
