@@ -8,34 +8,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FileDevice } from '../devices/file-device.js';
-import { createCache, openCache } from './open-cache.js';
+import { FILE_ENGINE_BLOCK_BYTES, openFileEngine } from '../testing/file-engine.js';
 
-const BLOCK = 4096;
-const LOCATION = { name: 'ssd-read-now-origin', deviceId: 12, inode: 12 };
+const BLOCK = FILE_ENGINE_BLOCK_BYTES;
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-ssd-read-now-'));
 after(() => fs.rmSync(directory, { recursive: true, force: true }));
 
-function originImage(bytes: number): Buffer {
-  const image = Buffer.alloc(bytes);
-  for (let at = 0; at < bytes; at += 4) image.writeUInt32LE((at * 2654435761) >>> 0, at);
-  return image;
-}
-
-async function setUp(name: string, options: { inlineIo: boolean; ramBytes: number }) {
-  const originPath = path.join(directory, `${name}-origin.img`);
-  const image = originImage(16 * 1024 * 1024);
-  fs.writeFileSync(originPath, image);
-  const cachePath = path.join(directory, `${name}-cache.img`);
-  const origin = await FileDevice.open(originPath);
-  const cache = await FileDevice.open(cachePath, { createSizeBytes: 4 * 1024 * 1024, inlineIo: options.inlineIo });
-  await createCache({ cache, origin, originLocation: LOCATION, mode: 'writeback', blockBytes: BLOCK });
-  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: options.ramBytes });
-  return { engine, image };
-}
-
 test('a hit within one block on the SSD tier is read at once, exactly; other reads are left to read()', async () => {
-  const { engine, image } = await setUp('plain', { inlineIo: true, ramBytes: 0 });
+  const { engine, image } = await openFileEngine(directory, 'plain', { inlineIo: true, ramBytes: 0 });
   try {
     const target = Buffer.alloc(BLOCK);
     assert.equal(engine.readNow(target, 5 * BLOCK), false, 'a miss');
@@ -67,7 +47,7 @@ test('a hit within one block on the SSD tier is read at once, exactly; other rea
 });
 
 test('a cache device that does not read inline leaves every SSD-tier hit to read()', async () => {
-  const { engine } = await setUp('pool', { inlineIo: false, ramBytes: 0 });
+  const { engine } = await openFileEngine(directory, 'pool', { inlineIo: false, ramBytes: 0 });
   try {
     await engine.read(Buffer.alloc(BLOCK), 5 * BLOCK);
     assert.equal(engine.readNow(Buffer.alloc(BLOCK), 5 * BLOCK), false);
@@ -77,7 +57,7 @@ test('a cache device that does not read inline leaves every SSD-tier hit to read
 });
 
 test('with the RAM tier on, a whole block read now from the SSD tier is kept in RAM; a partial one is left to read()', async () => {
-  const { engine, image } = await setUp('ram', { inlineIo: true, ramBytes: 64 * BLOCK });
+  const { engine, image } = await openFileEngine(directory, 'ram', { inlineIo: true, ramBytes: 64 * BLOCK });
   try {
     await engine.read(Buffer.alloc(BLOCK), 7 * BLOCK);
     await engine.setRamBytes(0); // start the RAM tier empty: the block is on the SSD tier only

@@ -9,35 +9,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FileDevice } from '../devices/file-device.js';
-import { CacheMode } from '../format/superblock.js';
-import { createCache, openCache } from './open-cache.js';
+import { FILE_ENGINE_BLOCK_BYTES, openFileEngine } from '../testing/file-engine.js';
 
-const BLOCK = 4096;
-const LOCATION = { name: 'ssd-write-now-origin', deviceId: 13, inode: 13 };
+const BLOCK = FILE_ENGINE_BLOCK_BYTES;
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-ssd-write-now-'));
 after(() => fs.rmSync(directory, { recursive: true, force: true }));
 
-function originImage(bytes: number): Buffer {
-  const image = Buffer.alloc(bytes);
-  for (let at = 0; at < bytes; at += 4) image.writeUInt32LE((at * 2654435761) >>> 0, at);
-  return image;
-}
-
-async function setUp(name: string, options: { inlineIo: boolean; mode?: CacheMode }) {
-  const originPath = path.join(directory, `${name}-origin.img`);
-  const image = originImage(16 * 1024 * 1024);
-  fs.writeFileSync(originPath, image);
-  const cachePath = path.join(directory, `${name}-cache.img`);
-  const origin = await FileDevice.open(originPath);
-  const cache = await FileDevice.open(cachePath, { createSizeBytes: 4 * 1024 * 1024, inlineIo: options.inlineIo });
-  await createCache({ cache, origin, originLocation: LOCATION, mode: options.mode ?? 'writeback', blockBytes: BLOCK });
-  const { engine } = await openCache({ cache, origin, originLocation: LOCATION, ramBytes: 0, readaheadBytes: 0 });
-  return { engine, image, cache, origin };
-}
-
 test('a writeback write within one cached block completes at once: counted, dirty, read back, on the origin after writeback', async () => {
-  const { engine, image, origin } = await setUp('plain', { inlineIo: true });
+  const { engine, image, origin } = await openFileEngine(directory, 'plain', { inlineIo: true, ramBytes: 0, readaheadBytes: 0 });
   try {
     const whole = Buffer.alloc(BLOCK, 0x5a);
     assert.equal(engine.writeNow(whole, 5 * BLOCK), false, 'a miss');
@@ -75,7 +54,7 @@ test('a writeback write within one cached block completes at once: counted, dirt
 });
 
 test('a clean block a sequential stream would take around the cache is left to write(); a dirty one is written now', async () => {
-  const { engine } = await setUp('stream', { inlineIo: true });
+  const { engine } = await openFileEngine(directory, 'stream', { inlineIo: true, ramBytes: 0, readaheadBytes: 0 });
   try {
     await engine.read(Buffer.alloc(8 * BLOCK), 0); // blocks 0-7 cached clean
     engine.setSequentialCutoff(4 * BLOCK);
@@ -92,7 +71,7 @@ test('a clean block a sequential stream would take around the cache is left to w
 
 test('writethrough, a cache device without inline writes, and a failed inline write are left to write()', async () => {
   for (const [name, inlineIo, mode] of [['writethrough', true, 'writethrough'], ['pool', false, 'writeback']] as const) {
-    const { engine } = await setUp(name, { inlineIo, mode });
+    const { engine } = await openFileEngine(directory, name, { inlineIo, mode, ramBytes: 0, readaheadBytes: 0 });
     try {
       await engine.read(Buffer.alloc(BLOCK), 5 * BLOCK);
       assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 7), 5 * BLOCK), false, name);
@@ -100,7 +79,7 @@ test('writethrough, a cache device without inline writes, and a failed inline wr
       await engine.close();
     }
   }
-  const { engine, cache } = await setUp('failing', { inlineIo: true });
+  const { engine, cache } = await openFileEngine(directory, 'failing', { inlineIo: true, ramBytes: 0, readaheadBytes: 0 });
   try {
     await engine.read(Buffer.alloc(BLOCK), 5 * BLOCK);
     const writes = engine.stats.writes;
