@@ -160,6 +160,12 @@ export const RAM_CACHE_BYTES_MAX = 64 * GiB;
  * (bench/RESULTS.md, "Before/after: large cold writes skip the RAM tier").
  */
 export const RAM_WRITE_BYTES_MAX = 128 * KiB;
+/**
+ * Without a RAM tier, a writeback write of at most this many bytes over cached blocks in
+ * consecutive slots is written at once, inline (CacheEngine.writeSsdHitNow); the cache
+ * device's inline gate takes no more (INLINE_IO_BYTES_MAX). Larger ones take the run of hits.
+ */
+export const SSD_WRITE_NOW_BYTES_MAX = 64 * KiB;
 /** Share of RAM pages that may be dirty at once; writes beyond it go straight to the SSD tier. */
 export const RAM_DIRTY_PERCENT = 50;
 /**

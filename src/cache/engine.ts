@@ -39,7 +39,7 @@ import { fingerprintOrigin } from '../metadata/origin-identity.js';
 import { RamTier } from './ram-tier.js';
 import { RamWriter } from './ram-writer.js';
 import {
-  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, READAHEAD_BYTES_DEFAULT, READAHEAD_BYTES_MAX, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT, RAM_WRITE_BYTES_MAX,
+  REQUEST_BLOCKS_INFLIGHT_MAX, PENDING_RECORDS_MAX, SEQUENTIAL_CUTOFF_BYTES_DEFAULT, READAHEAD_BYTES_DEFAULT, READAHEAD_BYTES_MAX, RAM_CACHE_BYTES_MAX, RAM_DIRTY_PERCENT, RAM_WRITE_BYTES_MAX, SSD_WRITE_NOW_BYTES_MAX,
 } from '../constants.js';
 
 /** Block buffers kept in the pool between misses. */
@@ -390,36 +390,46 @@ export class CacheEngine implements BlockDevice {
   }
 
   /**
-   * No RAM tier: a writeback write within one block cached on the SSD tier, made
-   * inline by the cache device (FileDevice.writeNow) and marked as writebackHit
-   * does, with no promise or lock: the event loop does not turn during it, so no
-   * read, fill, eviction or cleaning can interleave. Only while running, only when
-   * no one holds or waits for the block's lock, not FUA, and not when a sequential
-   * stream would take a clean block around the cache (write() does that). A device
-   * error is left to write(), which redoes the whole write, counts and handles it.
+   * No RAM tier: a writeback write of at most SSD_WRITE_NOW_BYTES_MAX over blocks cached on
+   * the SSD tier in consecutive slots (one block, usually), made inline by the cache device
+   * (FileDevice.writeNow) as one write and each block marked as writebackHit does, with no
+   * promise or lock: the event loop does not turn during it, so no read, fill, eviction or
+   * cleaning can interleave. Only while running, only when no one holds or waits for any of
+   * the blocks, not FUA, and not when a sequential stream would take a clean block around
+   * the cache (write() does that). A device error is left to write(), which redoes the whole
+   * write, counts and handles it.
    */
   private writeSsdHitNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
     const writeNow = this.cacheDevice.writeNow;
     const length = source.length;
-    if (writeNow === undefined || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
+    if (writeNow === undefined || length === 0 || length > SSD_WRITE_NOW_BYTES_MAX) return false;
+    if (this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
     if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false; // write() reports the error
-    const block = Math.floor(offsetBytes / this.blockBytes);
-    if (Math.floor((offsetBytes + length - 1) / this.blockBytes) !== block) return false;
-    const slot = this.index.get(block);
-    if (slot < 0 || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
+    const first = Math.floor(offsetBytes / this.blockBytes);
+    const last = Math.floor((offsetBytes + length - 1) / this.blockBytes);
+    const firstSlot = this.index.get(first);
+    if (firstSlot < 0) return false;
+    let clean = false;
+    for (let block = first; block <= last; block++) {
+      const slot = firstSlot + (block - first);
+      if (this.index.get(block) !== slot || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
+      if (!this.table.has(slot, DIRTY)) clean = true;
+    }
     const cutoff = this.sequentialCutoffBytes;
-    if (!this.table.has(slot, DIRTY) && this.writeStreams.wouldReach(offsetBytes, length, cutoff)) return false;
+    if (clean && this.writeStreams.wouldReach(offsetBytes, length, cutoff)) return false;
     try {
-      if (!writeNow(source, this.slotOffset(slot) + offsetBytes - block * this.blockBytes)) return false;
+      if (!writeNow(source, this.slotOffset(firstSlot) + offsetBytes - first * this.blockBytes)) return false;
     } catch {
       return false;
     }
     this.writeStreams.observe(offsetBytes, length, cutoff);
     this.stats.writes++;
     this.stats.bytesWritten += length;
-    this.stats.writeHits++;
-    this.policy.hit(slot, WRITE_ACCESS);
-    this.markRewritten(slot);
+    this.stats.writeHits += last - first + 1;
+    for (let slot = firstSlot; slot <= firstSlot + (last - first); slot++) {
+      this.policy.hit(slot, WRITE_ACCESS);
+      this.markRewritten(slot);
+    }
     this.cleaner.noteDirty();
     return true;
   }

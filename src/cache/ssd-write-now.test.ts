@@ -1,15 +1,18 @@
 // The engine's synchronous SSD-tier write hit (writeNow → writeSsdHitNow, RAM tier
-// off) over a real cache file written inline: a writeback write within one cached
-// block completes at once, is counted, dirty, reads back and reaches the origin.
-// Left to write(): a miss, a locked block, two blocks, FUA, writethrough, a cache
-// device without inline writes, a clean block a sequential stream would take
-// around the cache, and a device error (write() redoes the whole write).
+// off) over a real cache file written inline: a writeback write over cached blocks
+// in consecutive slots (one block, or up to SSD_WRITE_NOW_BYTES_MAX) completes at
+// once, is counted, dirty, reads back and reaches the origin. Left to write(): a
+// miss, a locked block, blocks in slots that are not consecutive, a larger write,
+// FUA, writethrough, a cache device without inline writes, a clean block a
+// sequential stream would take around the cache, and a device error (write()
+// redoes the whole write).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FILE_ENGINE_BLOCK_BYTES, openFileEngine } from '../testing/file-engine.js';
+import { SSD_WRITE_NOW_BYTES_MAX } from '../constants.js';
 
 const BLOCK = FILE_ENGINE_BLOCK_BYTES;
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'blockcache-ssd-write-now-'));
@@ -34,7 +37,6 @@ test('a writeback write within one cached block completes at once: counted, dirt
     await engine.read(back, 5 * BLOCK);
     assert.deepEqual(back, expected);
     await engine.read(Buffer.alloc(BLOCK), 6 * BLOCK);
-    assert.equal(engine.writeNow(Buffer.alloc(2 * BLOCK), 5 * BLOCK), false, 'two blocks, even both cached');
     assert.equal(engine.writeNow(whole, 6 * BLOCK, { fua: true }), false, 'FUA');
     const wait = engine.locks.acquire(6, false);
     assert.equal(wait, undefined);
@@ -92,6 +94,39 @@ test('writethrough, a cache device without inline writes, and a failed inline wr
     const back = Buffer.alloc(BLOCK);
     await engine.read(back, 5 * BLOCK);
     assert.deepEqual(back, Buffer.alloc(BLOCK, 7));
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a write over several cached blocks in consecutive slots completes at once as one write; other slots or a larger write are left to write()', async () => {
+  const { engine, origin } = await openFileEngine(directory, 'several', { inlineIo: true, ramBytes: 0, readaheadBytes: 0 });
+  try {
+    // A cold run: blocks 16-23 in consecutive slots. Blocks 40, 42, 41 read in that order: 41 and 42 swap places.
+    await engine.read(Buffer.alloc(8 * BLOCK), 16 * BLOCK);
+    for (const block of [40, 42, 41]) await engine.read(Buffer.alloc(BLOCK), block * BLOCK);
+    const hits = engine.stats.writeHits;
+    const span = Buffer.alloc(3 * BLOCK, 0x6c); // blocks 16-19, partial at both ends
+    assert.equal(engine.writeNow(span, 16 * BLOCK + 100), true, 'consecutive slots, partial ends');
+    assert.equal(engine.stats.writeHits, hits + 4, 'each block counted');
+    assert.equal(engine.table.dirtyCount, 4, 'each block dirty');
+    assert.equal(engine.writeNow(Buffer.alloc(2 * BLOCK, 1), 40 * BLOCK), false, 'blocks 40 and 41 are not in consecutive slots');
+    assert.equal(engine.writeNow(Buffer.alloc(SSD_WRITE_NOW_BYTES_MAX + BLOCK, 1), 16 * BLOCK), false, 'over SSD_WRITE_NOW_BYTES_MAX');
+    const wait = engine.locks.acquire(19, false);
+    assert.equal(wait, undefined);
+    assert.equal(engine.writeNow(Buffer.alloc(2 * BLOCK, 1), 18 * BLOCK), false, 'one block held');
+    engine.locks.release(19, false);
+    const back = Buffer.alloc(8 * BLOCK);
+    await engine.read(back, 16 * BLOCK);
+    const expected = Buffer.alloc(8 * BLOCK);
+    await origin.read(expected, 16 * BLOCK);
+    span.copy(expected, 100);
+    assert.deepEqual(back, expected);
+    await engine.flush();
+    await engine.writebackAll();
+    const stored = Buffer.alloc(8 * BLOCK);
+    await origin.read(stored, 16 * BLOCK);
+    assert.deepEqual(stored, expected, 'the origin has the write');
   } finally {
     await engine.close();
   }
