@@ -338,16 +338,31 @@ export class CacheEngine implements BlockDevice {
   }
 
   /**
+   * Synchronous write: into RAM (writeRamNow), or else, when none of its blocks has a RAM
+   * page, as an SSD-tier hit (writeSsdHitNow: what the ordinary path would do for them,
+   * e.g. once the dirty bound is reached). False: nothing done, call write().
+   */
+  writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
+    const ram = this.ram;
+    if (ram === null) return this.writeSsdHitNow(source, offsetBytes, flags);
+    if (this.writeRamNow(ram, source, offsetBytes, flags)) return true;
+    // A block with a page (maybe one writeRamNow gave it before declining) is write()'s.
+    const length = source.length;
+    if (length === 0 || length > SSD_WRITE_NOW_BYTES_MAX || !(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
+    const last = Math.floor((offsetBytes + length - 1) / this.blockBytes);
+    for (let block = Math.floor(offsetBytes / this.blockBytes); block <= last; block++) if (ram.lookup(block) >= 0) return false;
+    return this.writeSsdHitNow(source, offsetBytes, flags);
+  }
+
+  /**
    * RAM tier fast path (writeback only): completes the write into RAM as dirty
    * pages when no block it touches is busy, each is resident or wholly
    * covered, and the dirty bound allows. FUA writes, writes over
    * RAM_WRITE_BYTES_MAX that touch a block with no page, and sequential streams that bypass
    * the cache take the ordinary path.
    */
-  writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
-    const ram = this.ram;
+  private writeRamNow(ram: RamTier, source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
     const length = source.length;
-    if (ram === null) return this.writeSsdHitNow(source, offsetBytes, flags);
     if (!this.ramAbsorb || length === 0 || this.mode !== 'writeback' || this.state !== 'running' || flags?.fua) return false;
     if (!(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
     const blockBytes = this.blockBytes;
@@ -365,7 +380,8 @@ export class CacheEngine implements BlockDevice {
       if (page < 0 || !ram.isDirty(page)) newlyDirty++;
     }
     if (ram.dirtyCount + newlyDirty > ram.dirtyMax) return false;
-    if (this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes)) return false;
+    // Asked, not recorded: a declined write is observed once, by writeSsdHitNow or write().
+    if (this.writeStreams.wouldReach(offsetBytes, length, this.sequentialCutoffBytes)) return false;
     const now = this.time.now();
     let hits = 0; // counted only if the write completes here (a decline is redone, and counted, by write())
     for (let block = first; block <= last; block++) {
@@ -383,6 +399,7 @@ export class CacheEngine implements BlockDevice {
     }
     this.stats.writeHits += hits;
     this.stats.writeMisses += last - first + 1 - hits;
+    this.writeStreams.observe(offsetBytes, length, this.sequentialCutoffBytes);
     this.stats.writes++;
     this.stats.bytesWritten += length;
     this.ramWriter.noteDirty();
@@ -390,7 +407,8 @@ export class CacheEngine implements BlockDevice {
   }
 
   /**
-   * No RAM tier: a writeback write of at most SSD_WRITE_NOW_BYTES_MAX over blocks cached on
+   * A writeback write of at most SSD_WRITE_NOW_BYTES_MAX (with a RAM tier: none of whose
+   * blocks has a page, see writeNow) over blocks cached on
    * the SSD tier in consecutive slots (one block, usually), made inline by the cache device
    * (FileDevice.writeNow) as one write and each block marked as writebackHit does, with no
    * promise or lock: the event loop does not turn during it, so no read, fill, eviction or

@@ -131,3 +131,33 @@ test('a write over several cached blocks in consecutive slots completes at once 
     await engine.close();
   }
 });
+
+test('with the RAM tier on, a write RAM declines (dirty bound reached) is written now as an SSD-tier hit if none of its blocks has a page', async () => {
+  const { engine } = await openFileEngine(directory, 'ram-full', { inlineIo: true, ramBytes: 16 * BLOCK, readaheadBytes: 0 });
+  try {
+    await engine.read(Buffer.alloc(2 * BLOCK), 100 * BLOCK); // blocks 100-101 on the SSD tier
+    await engine.setRamBytes(0); // start the RAM tier empty
+    await engine.setRamBytes(16 * BLOCK);
+    const ram = engine.ram!;
+    await engine.read(Buffer.alloc(BLOCK), 101 * BLOCK); // block 101 gets a clean page
+    assert.ok(ram.lookup(100) < 0 && ram.lookup(101) >= 0);
+    // Dirty pages up to the bound, in this turn (the RAM writer pushes nothing meanwhile).
+    for (let block = 200; ram.dirtyCount < ram.dirtyMax; block++) assert.equal(engine.writeNow(Buffer.alloc(BLOCK, 1), block * BLOCK), true);
+    const dirtyPages = ram.dirtyCount;
+    const ssdDirty = engine.table.dirtyCount;
+    const data = Buffer.alloc(BLOCK, 0x42);
+    assert.equal(engine.writeNow(data, 100 * BLOCK), true, 'no page: written now on the SSD tier');
+    assert.ok(ram.lookup(100) < 0, 'and given no page');
+    assert.equal(ram.dirtyCount, dirtyPages);
+    assert.equal(engine.table.dirtyCount, ssdDirty + 1, 'dirty on the SSD tier');
+    assert.equal(engine.writeNow(data, 101 * BLOCK), false, 'a block with a page is left to write()');
+    await engine.write(data, 101 * BLOCK);
+    for (const block of [100, 101]) {
+      const back = Buffer.alloc(BLOCK);
+      await engine.read(back, block * BLOCK);
+      assert.deepEqual(back, data, `block ${block} reads back`);
+    }
+  } finally {
+    await engine.close();
+  }
+});
