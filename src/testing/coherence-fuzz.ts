@@ -121,15 +121,29 @@ async function loopTurns(count: number): Promise<void> {
   for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-/** A device whose every operation first waits a random number of turns. */
+/**
+ * A device whose every asynchronous operation first waits a random number of turns. Given
+ * `now` (its memory), it also offers readNow and writeNow at once, as an inline FileDevice
+ * does (the engine's synchronous SSD-tier hits).
+ */
 class SlowDevice implements BlockDevice {
   readonly name: string;
   readonly sizeBytes: number;
   readonly capabilities: DeviceCapabilities;
-  constructor(private readonly inner: BlockDevice, private readonly random: Prng, private readonly turnsMax: number) {
+  readonly readNow?: (target: Buffer, offsetBytes: number) => boolean;
+  readonly writeNow?: (source: Buffer, offsetBytes: number, flags?: WriteFlags) => boolean;
+  constructor(private readonly inner: BlockDevice, private readonly random: Prng, private readonly turnsMax: number, now: MemoryDevice | null = null) {
     this.name = inner.name;
     this.sizeBytes = inner.sizeBytes;
     this.capabilities = inner.capabilities;
+    if (now !== null) {
+      this.readNow = (target, offsetBytes) => { now.readSync(target, offsetBytes); return true; };
+      this.writeNow = (source, offsetBytes, flags) => {
+        if (flags?.fua) return false;
+        now.writeSync(source, offsetBytes);
+        return true;
+      };
+    }
   }
   /** Some operations wait for the event loop to turn (as real I/O does), so timers and the cleaner's pacing run too. */
   private delay(): Promise<void> {
@@ -172,12 +186,22 @@ export type FuzzResult = SeedResult;
 
 /** The run's set-up drawn from its seed, without running it (what a hung seed was). */
 export function describeCoherenceFuzz(seed: number, mode: CacheMode): string {
-  return drawSetup(new Prng(seed), mode).config;
+  return drawSetup(new Prng(seed), seed, mode).config;
 }
 
-interface Setup { readonly ramPages: number; readonly readaheadBlocks: number; readonly turnsMax: number; readonly config: string }
+interface Setup {
+  readonly ramPages: number;
+  readonly readaheadBlocks: number;
+  readonly turnsMax: number;
+  /** The cache device offers readNow/writeNow (drawn apart from the rest, which it leaves as it was). */
+  readonly synchronousCache: boolean;
+  readonly config: string;
+}
 
-function drawSetup(random: Prng, mode: CacheMode): Setup {
+/** Salt of the PRNG that draws `synchronousCache`. */
+const SYNC_CACHE_SEED_SALT = 0x53594e43;
+
+function drawSetup(random: Prng, seed: number, mode: CacheMode): Setup {
   // Off; small (churns, never lends: a large read needs more than RAM_PINNED_PERCENT of it);
   // medium (lends and evicts at once); large (holds whole reads, which then go zero-copy).
   const tier = random.below(20);
@@ -187,12 +211,16 @@ function drawSetup(random: Prng, mode: CacheMode): Setup {
     : LARGE_PAGES_MIN + random.below(LARGE_PAGES_SPAN);
   const readaheadBlocks = random.chance(0.5) ? 2 ** (1 + random.below(4)) : 0;
   const turnsMax = 1 + random.below(12);
-  return { ramPages, readaheadBlocks, turnsMax, config: `mode=${mode} ram=${ramPages} readahead=${readaheadBlocks} latency=${turnsMax}` };
+  const synchronousCache = new Prng((seed ^ SYNC_CACHE_SEED_SALT) >>> 0).chance(0.5);
+  return {
+    ramPages, readaheadBlocks, turnsMax, synchronousCache,
+    config: `mode=${mode} ram=${ramPages} readahead=${readaheadBlocks} latency=${turnsMax} syncCacheIo=${synchronousCache}`,
+  };
 }
 
 export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writeback', log = new OperationLog()): Promise<FuzzResult> {
   const random = new Prng(seed);
-  const { ramPages, readaheadBlocks, turnsMax, config } = drawSetup(random, mode);
+  const { ramPages, readaheadBlocks, turnsMax, synchronousCache, config } = drawSetup(random, seed, mode);
   let requests = 0;
   const time = new VirtualTime(() => requests);
   const timers = time.scope();
@@ -204,7 +232,7 @@ export async function runCoherenceFuzz(seed: number, mode: CacheMode = 'writebac
   const cacheMemory = new MemoryDevice(1024 * 1024); // ~200 blocks: fewer than the blocks in play
   await createCache({ cache: cacheMemory, origin, originLocation: LOCATION, mode, blockBytes: BLOCK, assoc: 64 });
   const { engine } = await openCache({
-    cache: new SlowDevice(cacheMemory, new Prng(random.next()), turnsMax), origin: new SlowDevice(origin, new Prng(random.next()), turnsMax),
+    cache: new SlowDevice(cacheMemory, new Prng(random.next()), turnsMax, synchronousCache ? cacheMemory : null), origin: new SlowDevice(origin, new Prng(random.next()), turnsMax),
     originLocation: LOCATION, commitIntervalMs: 0, ramBytes: ramPages * BLOCK, readaheadBytes: readaheadBlocks * BLOCK,
     settings: { dirtyThresholdPercent: 10, writebackInflightMax: 8, writebackRateIops: 2000 }, time: timers,
   });
