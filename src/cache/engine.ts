@@ -344,13 +344,7 @@ export class CacheEngine implements BlockDevice {
    */
   writeNow(source: Buffer, offsetBytes: number, flags?: WriteFlags): boolean {
     const ram = this.ram;
-    if (ram === null) return this.writeSsdHitNow(source, offsetBytes, flags);
-    if (this.writeRamNow(ram, source, offsetBytes, flags)) return true;
-    // A block with a page (maybe one writeRamNow gave it before declining) is write()'s.
-    const length = source.length;
-    if (length === 0 || length > SSD_WRITE_NOW_BYTES_MAX || !(offsetBytes >= 0 && offsetBytes + length <= this.sizeBytes)) return false;
-    const last = Math.floor((offsetBytes + length - 1) / this.blockBytes);
-    for (let block = Math.floor(offsetBytes / this.blockBytes); block <= last; block++) if (ram.lookup(block) >= 0) return false;
+    if (ram !== null && this.writeRamNow(ram, source, offsetBytes, flags)) return true;
     return this.writeSsdHitNow(source, offsetBytes, flags);
   }
 
@@ -407,9 +401,9 @@ export class CacheEngine implements BlockDevice {
   }
 
   /**
-   * A writeback write of at most SSD_WRITE_NOW_BYTES_MAX (with a RAM tier: none of whose
-   * blocks has a page, see writeNow) over blocks cached on
-   * the SSD tier in consecutive slots (one block, usually), made inline by the cache device
+   * A writeback write of at most SSD_WRITE_NOW_BYTES_MAX over blocks cached on the SSD tier
+   * in consecutive slots (one block, usually) none of which has a RAM page (a block with one,
+   * maybe given by writeRamNow before it declined, is write()'s), made inline by the cache device
    * (FileDevice.writeNow) as one write and each block marked as writebackHit does, with no
    * promise or lock: the event loop does not turn during it, so no read, fill, eviction or
    * cleaning can interleave. Only while running, only when no one holds or waits for any of
@@ -427,10 +421,12 @@ export class CacheEngine implements BlockDevice {
     const last = Math.floor((offsetBytes + length - 1) / this.blockBytes);
     const firstSlot = this.index.get(first);
     if (firstSlot < 0) return false;
+    const ram = this.ram;
     let clean = false;
     for (let block = first; block <= last; block++) {
       const slot = firstSlot + (block - first);
       if (this.index.get(block) !== slot || !this.table.has(slot, VALID) || this.locks.isBusy(block)) return false;
+      if (ram !== null && ram.lookup(block) >= 0) return false;
       if (!this.table.has(slot, DIRTY)) clean = true;
     }
     const cutoff = this.sequentialCutoffBytes;
@@ -1105,11 +1101,10 @@ export class CacheEngine implements BlockDevice {
         for (let i = runs[2 * w]!; i < runs[2 * w + 1]!; i++) {
           const slot = slots[i]!;
           assert(this.index.get(first + i) === slot, 'a block moved while its write held it');
-          const data = source.subarray(i * blockBytes, (i + 1) * blockBytes);
           if (originFailed || !written) this.invalidate(slot); // never serve the stale copy
           else {
             this.table.state[slot]! |= HAS_CRC;
-            this.table.setCrc(slot, crc32c(data));
+            this.table.setCrc(slot, crc32c(source.subarray(i * blockBytes, (i + 1) * blockBytes)));
             this.table.markPending(slot);
           }
           if (ram === null) continue;
